@@ -1,0 +1,3 @@
+from fleetgap.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""The `fleetgap` command: a click group; each sub-module adds one command or group.
+
+Commands only parse arguments and call the jobs. A `FleetgapError` becomes one line on
+stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from fleetgap import __version__
+from fleetgap.errors import FleetgapError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except FleetgapError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="fleetgap")
+def main() -> None:
+    """Elastic Fleet for air-gapped networks."""
+
+
+def _register() -> None:
+    from fleetgap.cli import serve
+
+    main.add_command(serve.serve)
+
+
+_register()

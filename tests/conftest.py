@@ -1,0 +1,29 @@
+"""Shared fixtures: where the compatibility corpus lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def compat_root() -> Path | None:
+    """../shared/compat beside the checkout, or $FLEETGAP_COMPAT; None when neither exists."""
+    env = os.environ.get("FLEETGAP_COMPAT")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "compat")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def compat() -> Path:
+    root = compat_root()
+    if root is None:
+        pytest.skip("compat corpus not found: set FLEETGAP_COMPAT or check out ../shared")
+    return root
