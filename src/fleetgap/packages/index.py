@@ -1,12 +1,29 @@
 """The in-memory package index: every package found in the package paths, in index order.
 
-spec: epr-api §5.1, §5.4.
+spec: epr-api §5.1, §5.4, §4.7. Two indexers scan the same paths: the zip indexer (every
+`*.zip` at any depth) first, then the directory indexer (`<path>/<name>/<version>/`).
+Within an indexer the earlier path wins for the same name and version; across indexers
+the zip wins. A package that cannot be served is refused with one warning naming the file
+and the reason; every other package is still served.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fleetgap.packages.loader import read_package
+from fleetgap.packages.model import Package, PackageError
+from fleetgap.packages.render import render_package
+from fleetgap.semver import SemverError, Version
+
+log = logging.getLogger("fleetgap.packages")
+
+SignatureCheck = Callable[[Path, Path], None]  # (package path, .sig path); raises on failure
 
 
 @dataclass(frozen=True)
@@ -19,17 +36,160 @@ class LoadOptions:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
 class PackageIndex:
-    packages: tuple = field(default_factory=tuple)
+    """Two indexer lists, each in index order; see `packages.search` for the queries."""
+
+    zip_packages: tuple[Package, ...] = ()
+    dir_packages: tuple[Package, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+    by_key: dict[tuple[str, str], Package] = field(default_factory=dict, compare=False)
+
+    @property
+    def indexers(self) -> tuple[tuple[Package, ...], ...]:
+        return (self.zip_packages, self.dir_packages)
+
+    @property
+    def packages(self) -> tuple[Package, ...]:
+        """Every served package once (zip before directory for the same name and version)."""
+        return tuple(self.by_key.values())
 
     def __len__(self) -> int:
-        return len(self.packages)
+        return len(self.by_key)
+
+    def get(self, name: str, version: str) -> Package | None:
+        return self.by_key.get((name, version))
 
 
 def load_index(options: LoadOptions) -> PackageIndex:
-    """Scan the package paths (zip indexer first, then directories).
+    """Scan the package paths (zip indexer first, then directories)."""
+    check = _signature_check(options)
+    refused: list[Refusal] = []
+    lists = []
+    for finder in (find_zip_packages, find_directory_packages):
+        candidates = [p for base in options.paths for p in finder(base)]
+        packages = _load_all(candidates, options, check, refused)
+        lists.append(_propagate_deprecation(_first_wins(packages)))
+    zip_packages, dir_packages = lists
+    for package in (*zip_packages, *dir_packages):
+        render_package(package)
+    by_key: dict[tuple[str, str], Package] = {}
+    for package in (*zip_packages, *dir_packages):
+        by_key.setdefault(package.key, package)
+    if not options.paths or all(not Path(p).is_dir() for p in options.paths):
+        log.warning("no package path exists yet; serving an empty registry")
+    return PackageIndex(tuple(zip_packages), tuple(dir_packages), tuple(refused), by_key)
 
-    A broken package is refused with one warning log line naming the file and the reason;
-    the others are still indexed. A missing or empty path gives an empty index (warning).
-    """
-    raise NotImplementedError
+
+def find_zip_packages(base: Path) -> list[Path]:
+    """Every `*.zip` below `base`, walked in lexical order."""
+    found: list[Path] = []
+    for directory, dirnames, filenames in os.walk(base):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".zip"):
+                found.append(Path(directory) / name)
+    return found
+
+
+def find_directory_packages(base: Path) -> list[Path]:
+    """`<base>/<name>/<version>/` where `<version>` is a strict semver."""
+    found: list[Path] = []
+    for name_dir in _sorted_dirs(base):
+        for version_dir in _sorted_dirs(name_dir):
+            try:
+                Version.parse_strict(version_dir.name)
+            except SemverError:
+                log.warning("ignoring unexpected directory %s", version_dir)
+                continue
+            found.append(version_dir)
+    return found
+
+
+def _sorted_dirs(path: Path) -> list[Path]:
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries if e.is_dir()]
+
+
+def _load_all(
+    paths: list[Path],
+    options: LoadOptions,
+    check: SignatureCheck | None,
+    refused: list[Refusal],
+) -> list[Package]:
+    def load(path: Path) -> Package | Refusal:
+        try:
+            package = read_package(path, validate=options.validate)
+            _check_signature(package, options, check)
+            return package
+        except PackageError as exc:
+            return Refusal(path, str(exc))
+
+    workers = max(1, options.workers)
+    if workers == 1 or len(paths) < 2:
+        results = [load(p) for p in paths]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(load, paths))
+    packages = []
+    for result in results:
+        if isinstance(result, Refusal):
+            log.warning("package refused: %s: %s", result.path, result.reason)
+            refused.append(result)
+        else:
+            packages.append(result)
+    return packages
+
+
+def _check_signature(package: Package, options: LoadOptions, check: SignatureCheck | None) -> None:
+    if package.signature_file is None:
+        if options.require_signatures or check is not None:
+            raise PackageError(
+                f"package {package.name}-{package.version} is missing a required signature file"
+            )
+        return
+    if check is not None:
+        check(package.base_path, package.signature_file)
+
+
+def _signature_check(options: LoadOptions) -> SignatureCheck | None:
+    if not options.verify_keys:
+        return None
+    from fleetgap.packages.signatures import package_signature_check
+
+    return package_signature_check(options.verify_keys)
+
+
+def _first_wins(packages: Iterable[Package]) -> list[Package]:
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for package in packages:
+        if package.key in seen:
+            continue
+        seen.add(package.key)
+        result.append(package)
+    return result
+
+
+def _propagate_deprecation(packages: list[Package]) -> list[Package]:
+    """The notice of the newest deprecated version applies to every version (spec §5.3)."""
+    newest: dict[str, Package] = {}
+    for package in packages:
+        if package.deprecated is None:
+            continue
+        current = newest.get(package.name)
+        if current is None or package.semver.compare(current.semver) > 0:
+            newest[package.name] = package
+    for package in packages:
+        source = newest.get(package.name)
+        if source is not None and source is not package:
+            package.model["deprecated"] = source.deprecated
+    return packages

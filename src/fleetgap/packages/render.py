@@ -1,0 +1,23 @@
+"""Render a package's JSON documents once, at index time (spec: epr-api §8, §9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetgap.packages import schema
+from fleetgap.packages.model import Package
+from fleetgap.registry.gojson import dumps
+
+ITEM_INDENT = "  "  # a /search item sits one level inside the top-level array
+
+
+def render_package(package: Package) -> None:
+    model = package.model
+    package.base = schema.encode(schema.BASE_PACKAGE, model)
+    package.index_json = dumps(schema.encode(schema.PACKAGE, model))
+    package.search_item = render_search_item(package.base)
+
+
+def render_search_item(base: dict[str, Any]) -> bytes:
+    """The object as it appears inside the /search array (indented, no trailing newline)."""
+    return ITEM_INDENT.encode() + dumps(base, prefix=ITEM_INDENT).rstrip(b"\n")
