@@ -1,0 +1,46 @@
+"""Find the first ASCII-armored block in a blob, the way Go's x/crypto/openpgp/armor does.
+
+spec: agent-artifacts §6.3 — the agent reads only the first armored block of a key source
+(it may hold several keys); anything after its END line is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleetgap.errors import FleetgapError
+
+PUBLIC_KEY_BLOCK = "PGP PUBLIC KEY BLOCK"
+PRIVATE_KEY_BLOCK = "PGP PRIVATE KEY BLOCK"
+SIGNATURE_BLOCK = "PGP SIGNATURE"
+
+_BEGIN = "-----BEGIN "
+_END = "-----END "
+
+
+class ArmorError(FleetgapError):
+    """The blob holds no usable armored block."""
+
+
+@dataclass(frozen=True)
+class ArmoredBlock:
+    kind: str  # e.g. "PGP PUBLIC KEY BLOCK"
+    text: str  # from the BEGIN line through the END line, newline-terminated
+
+
+def first_armored_block(data: bytes | str) -> ArmoredBlock:
+    """The first `-----BEGIN X-----` … `-----END X-----` block; raises ArmorError."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = text.splitlines()
+    for start, raw in enumerate(lines):
+        line = raw.strip()
+        # Go: a BEGIN line is any trimmed line longer than the two markers; the type is
+        # what sits between "-----BEGIN " and the last five characters.
+        if len(line) > len(_BEGIN) + 5 and line.startswith(_BEGIN):
+            kind = line[len(_BEGIN) : -5]
+            for end in range(start + 1, len(lines)):
+                if lines[end].strip().startswith(_END):
+                    block = [lines[start].strip(), *lines[start + 1 : end], lines[end].strip()]
+                    return ArmoredBlock(kind, "\n".join(block) + "\n")
+            raise ArmorError("armor: unexpected EOF (no END line)")
+    raise ArmorError("no armored data found")

@@ -1,0 +1,283 @@
+"""OpenPGP keys: read public keys as the agent does, generate and load signing keys.
+
+spec: agent-artifacts §6.3 — a key source must be ASCII-armored (public or private key
+block) and only its first armored block counts. Signing keys must be ones Go's
+x/crypto/openpgp (Elastic Agent, Fleet Server) can verify: v4 RSA, DSA or ECDSA on the
+NIST curves; EdDSA/Ed25519 (pysequoia's default) is rejected by the agent
+(anchors-and-deps §B.1).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pysequoia
+from pysequoia.packet import PacketPile, Tag
+
+from fleetgap.errors import FleetgapError
+from fleetgap.pgp._sequoia import sequoia_message
+from fleetgap.pgp.armor import (
+    PRIVATE_KEY_BLOCK,
+    PUBLIC_KEY_BLOCK,
+    ArmorError,
+    first_armored_block,
+)
+from fleetgap.pgp.packets import KeyFields, PacketError, parse_key, parse_signature
+
+ELASTIC_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+
+_KEY_TAGS = (Tag.PublicKey, Tag.PublicSubkey, Tag.SecretKey, Tag.SecretSubkey)
+_GO_ALGORITHMS = {  # pysequoia's PublicKeyAlgorithm names -> what Go x/crypto/openpgp reads
+    "RSAEncryptSign": "RSA",
+    "RSAEncrypt": "RSA",
+    "RSASign": "RSA",
+    "DSA": "DSA",
+    "ElGamalEncrypt": "ElGamal",
+    "ECDSA": "ECDSA",
+    "ECDH": "ECDH",
+}
+_WEAK_HASHES = {1, 2, 3}  # MD5, SHA-1, RIPEMD-160
+_FLAG_SIGN = 0x02
+_NIST_CURVE_OIDS = {  # the only curves Go x/crypto/openpgp parses
+    bytes.fromhex("2a8648ce3d030107"): "P-256",
+    bytes.fromhex("2b81040022"): "P-384",
+    bytes.fromhex("2b81040023"): "P-521",
+}
+
+
+class KeyFileError(FleetgapError):
+    """A key file that cannot be used (not armored, not a key, unsupported algorithm)."""
+
+
+@dataclass(frozen=True)
+class ComponentKey:
+    """A primary key or subkey as Go sees it: its ID, material and whether it may sign."""
+
+    key_id: str  # upper hex
+    fields: KeyFields | None  # None when the packet is not a v4 key we can read
+    can_sign: bool
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """One key source's certificates (normally one); `cert` is the first."""
+
+    cert: pysequoia.Cert
+    others: tuple[pysequoia.Cert, ...] = ()
+    components: tuple[ComponentKey, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    # Self-signatures made with SHA-1/MD5: pysequoia's policy rejects the key, Go does not.
+    weak_self_signatures: bool = False
+
+    @property
+    def certs(self) -> tuple[pysequoia.Cert, ...]:
+        return (self.cert, *self.others)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.cert.fingerprint.upper()
+
+    @property
+    def key_id(self) -> str:
+        """The primary key's 16-hex-digit key ID, upper case."""
+        return self.fingerprint[-16:]
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(c.key_id for c in self.components)
+
+    @property
+    def armored(self) -> str:
+        return "".join(str(cert) for cert in self.certs)
+
+    def signing_key(self, key_id: str) -> ComponentKey | None:
+        """The component with this ID that may sign (Go: KeysByIdUsage(id, sign))."""
+        return next((c for c in self.components if c.key_id == key_id and c.can_sign), None)
+
+    def __str__(self) -> str:
+        uid = self.user_ids[0] if self.user_ids else "no user id"
+        return f"{self.fingerprint} ({uid})"
+
+
+def parse_public_key(data: bytes | str) -> PublicKey:
+    """The first armored block of `data` as a public key (a private key block also works)."""
+    try:
+        block = first_armored_block(data)
+    except ArmorError as exc:
+        raise KeyFileError(f"read armored key ring: {exc}") from None
+    if block.kind not in (PUBLIC_KEY_BLOCK, PRIVATE_KEY_BLOCK):
+        raise KeyFileError(
+            f"read armored key ring: expected public or private key block, got: {block.kind}"
+        )
+    raw = block.text.encode()
+    try:
+        if block.kind == PRIVATE_KEY_BLOCK:
+            certs = [pysequoia.Tsk.from_bytes(raw).extract_certificate()]
+        else:
+            certs = pysequoia.Cert.split_bytes(raw)
+        packets = list(PacketPile.from_bytes(raw))
+    except Exception as exc:  # pysequoia raises RuntimeError/ValueError with Rust text
+        raise KeyFileError(f"read armored key ring: {sequoia_message(exc)}") from None
+    if not certs:
+        raise KeyFileError("read armored key ring: no keys in the armored block")
+    components, user_ids, weak = _inspect(packets)
+    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak)
+
+
+def read_public_key(path: Path) -> PublicKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+    try:
+        return parse_public_key(data)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    """A signing key that Elastic Agent and Fleet Server can verify signatures of."""
+
+    tsk: pysequoia.Tsk
+    password: str | None = None
+
+    @classmethod
+    def generate(cls, uid: str) -> SecretKey:
+        """A new RSA-4096 key (v4): certification primary, signing and encryption subkeys."""
+        tsk = pysequoia.Tsk.generate(
+            uid, cipher_suite=pysequoia.CipherSuite.RSA4k, profile=pysequoia.Profile.RFC4880
+        )
+        return cls(tsk)
+
+    @classmethod
+    def read(cls, path: Path, password: str | None = None) -> SecretKey:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+        return cls.parse(data, password, origin=str(path))
+
+    @classmethod
+    def parse(cls, data: bytes, password: str | None = None, origin: str = "key") -> SecretKey:
+        try:
+            tsk = pysequoia.Tsk.from_bytes(data)
+        except Exception as exc:
+            raise KeyFileError(f"{origin}: not a secret key: {sequoia_message(exc)}") from None
+        problem = go_incompatibility(_key_packets(str(tsk).encode()))
+        if problem:
+            raise KeyFileError(
+                f"{origin}: refusing to sign with this key: {problem}; Elastic Agent and Fleet "
+                "Server (Go x/crypto/openpgp) could not verify its signatures — use an RSA key "
+                "(`fleetgap keys generate` makes RSA-4096)"
+            )
+        key = cls(tsk, password)
+        key.signer()  # fail now, with a clear message, if it cannot sign
+        return key
+
+    @property
+    def public_key(self) -> PublicKey:
+        return parse_public_key(str(self.tsk.extract_certificate()))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.public_key.fingerprint
+
+    @property
+    def armored(self) -> str:
+        return str(self.tsk)
+
+    def signer(self) -> pysequoia.PySigner:
+        try:
+            return self.tsk.signer(self.password)
+        except Exception as exc:
+            raise KeyFileError(f"key cannot sign: {sequoia_message(exc)}") from None
+
+    def write(self, secret_path: Path, public_path: Path | None = None) -> None:
+        """Secret key with mode 0600 (and optionally the public key), each written atomically."""
+        write_atomic(Path(secret_path), self.armored.encode(), mode=0o600)
+        if public_path is not None:
+            write_atomic(Path(public_path), self.public_key.armored.encode(), mode=0o644)
+
+
+def go_incompatibility(packets: Iterable) -> str | None:
+    """Why Go's x/crypto/openpgp could not use these key packets, or None if it can."""
+    for packet in packets:
+        body = bytes(packet.body or b"")
+        algo = str(packet.key_algorithm).rsplit(".", 1)[-1]
+        name = _GO_ALGORITHMS.get(algo)
+        if not body or body[0] != 4:
+            return f"key {packet.key_id} is not a v4 key (Go reads only v4 keys)"
+        if name is None:
+            return f"key {packet.key_id} uses {algo}, which Go x/crypto/openpgp does not support"
+        if name in ("ECDSA", "ECDH"):
+            oid_len = body[6] if len(body) > 6 else 0
+            oid = body[7 : 7 + oid_len]
+            if oid not in _NIST_CURVE_OIDS:
+                return (
+                    f"key {packet.key_id} uses {name} on a curve Go x/crypto/openpgp does not "
+                    "support (only P-256, P-384, P-521)"
+                )
+    return None
+
+
+def _inspect(packets: list) -> tuple[tuple[ComponentKey, ...], tuple[str, ...], bool]:
+    """Component keys (with Go's signing-capability rule), user IDs, weak self-sig hashes."""
+    components: list[ComponentKey] = []
+    user_ids: list[str] = []
+    weak = False
+    primary_id: str | None = None
+    current: int | None = None  # index into components of the key the next sigs belong to
+    flags: dict[int, int | None] = {}
+    for packet in packets:
+        if packet.tag in _KEY_TAGS:
+            key_id = (packet.key_id or "").upper()
+            try:
+                fields = parse_key(bytes(packet.body or b""))
+            except PacketError:
+                fields = None
+            if packet.tag in (Tag.PublicKey, Tag.SecretKey):
+                primary_id = key_id
+            components.append(ComponentKey(key_id, fields, True))
+            current = len(components) - 1
+        elif packet.tag == Tag.UserID:
+            user_ids.append(str(packet.user_id))
+        elif packet.tag == Tag.Signature and current is not None:
+            try:
+                sig = parse_signature(bytes(packet.body or b""))
+            except PacketError:
+                continue
+            if sig.issuer_key_id not in (None, primary_id):
+                continue  # a third-party certification says nothing about key use
+            if sig.hash_algo in _WEAK_HASHES:
+                weak = True
+            if sig.key_flags is not None and flags.get(current) is None:
+                flags[current] = sig.key_flags
+    # Go: a key may sign unless its self-signature carries key flags without "sign".
+    resolved = tuple(
+        ComponentKey(c.key_id, c.fields, flags.get(i) is None or bool(flags[i] & _FLAG_SIGN))
+        for i, c in enumerate(components)
+    )
+    return resolved, tuple(user_ids), weak
+
+
+def _key_packets(armored: bytes) -> list:
+    return [p for p in PacketPile.from_bytes(armored) if p.tag in _KEY_TAGS]
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write to a temp file beside `path`, chmod, then os.replace: readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
