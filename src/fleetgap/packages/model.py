@@ -37,6 +37,7 @@ class Package:
     is_zip: bool
     signature_file: Path | None
     model: dict[str, Any] = field(repr=False)  # the decoded manifest with derived fields
+    remote: bool = False  # proxy mode: known only from an upstream registry's answer
     # set by render.py once the index is known (deprecation notices cross versions)
     base: dict[str, Any] = field(default_factory=dict, repr=False)  # BasePackage (/search)
     index_json: bytes = field(default=b"", repr=False)  # Package (/package/<n>/<v>/)

@@ -1,0 +1,327 @@
+"""One handler per route of the Go registry (spec: epr-api §3).
+
+Handlers are lookups: package documents are rendered at index time, and /search and
+/categories answers are kept per query string until the index is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from fleetgap.config import Settings
+from fleetgap.packages import search
+from fleetgap.packages.categories import categories_document, count_categories, merge_counts
+from fleetgap.packages.fs import DirectoryFS, PackageFSError, ZipFS
+from fleetgap.packages.index import PackageIndex
+from fleetgap.packages.model import Package
+from fleetgap.registry.archive import zip_directory
+from fleetgap.registry.content import Content, http_error, serve_content, serve_file
+from fleetgap.registry.gojson import dumps
+from fleetgap.registry.proxy import Upstream, UpstreamError
+from fleetgap.registry.query import QueryError, categories_filter, search_filter
+from fleetgap.registry.responses import (
+    bad_request,
+    cache_headers,
+    internal_error,
+    json_response,
+    not_found,
+    raw_response,
+    redirect,
+)
+from fleetgap.semver import SemverError, Version
+
+log = logging.getLogger("fleetgap.registry")
+
+# The version of Elastic's registry whose behaviour fleetgap reproduces (its `/` answer).
+COMPAT_VERSION = "1.40.1"
+ANSWER_CACHE_SIZE = 2048
+
+
+@dataclass
+class Context:
+    settings: Settings
+    holder: object  # IndexHolder
+    upstream: Upstream | None
+    _cached_for: PackageIndex | None = None
+    _answers: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    _zips: dict[str, ZipFS] = field(default_factory=dict)
+    index_body: bytes = b""
+    favicon: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.index_body = dumps(
+            {"service.name": self.settings.service_name, "service.version": COMPAT_VERSION}
+        )
+        self.favicon = _favicon(self.settings)
+
+    @property
+    def index(self) -> PackageIndex:
+        index = self.holder.index  # type: ignore[attr-defined]
+        if index is not self._cached_for:
+            self._cached_for = index
+            self._answers = OrderedDict()
+            old, self._zips = self._zips, {}
+            for archive in old.values():
+                archive.close()
+        return index
+
+    def cached(self, key: str) -> bytes | None:
+        body = self._answers.get(key)
+        if body is not None:
+            self._answers.move_to_end(key)
+        return body
+
+    def remember(self, key: str, body: bytes) -> None:
+        self._answers[key] = body
+        if len(self._answers) > ANSWER_CACHE_SIZE:
+            self._answers.popitem(last=False)
+
+    def zip_fs(self, package: Package) -> ZipFS:
+        key = str(package.base_path)
+        archive = self._zips.get(key)
+        if archive is None:
+            archive = ZipFS(package.base_path)
+            self._zips[key] = archive
+        return archive
+
+
+Handler = Callable[[Context, Request, dict[str, str]], Awaitable[Response]]
+
+
+def _favicon(settings: Settings) -> bytes:
+    if settings.favicon is not None:
+        return settings.favicon.read_bytes()
+    return resources.files("fleetgap.registry").joinpath("favicon.ico").read_bytes()
+
+
+# --- service routes -------------------------------------------------------------------
+
+
+async def index(ctx: Context, request: Request, _: dict[str, str]) -> Response:
+    return json_response(ctx.index_body, ctx.settings.cache_time.index, request.method)
+
+
+async def health(ctx: Context, request: Request, _: dict[str, str]) -> Response:
+    return raw_response(200, b"", [], request.method)
+
+
+async def favicon(ctx: Context, request: Request, _: dict[str, str]) -> Response:
+    headers = [*cache_headers(ctx.settings.cache_time.catch_all), ("content-type", "image/x-icon")]
+    return raw_response(200, ctx.favicon, headers, request.method)
+
+
+# --- /search and /categories ----------------------------------------------------------
+
+
+async def search_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
+    seconds = ctx.settings.cache_time.search
+    key = "search?" + request.scope.get("query_string", b"").decode("latin-1")
+    index = ctx.index
+    body = None if ctx.upstream else ctx.cached(key)
+    if body is None:
+        try:
+            query = search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+        except QueryError as exc:
+            return bad_request(str(exc), request.method)
+        matches = search.select(index.indexers, query)
+        if ctx.upstream is not None:
+            try:
+                remote = await ctx.upstream.search(_path_and_query(request))
+            except UpstreamError as exc:
+                log.error("proxy mode: search failed: %s", exc)
+                return internal_error(request.method)
+            matches = search.join(matches, remote, query.all_versions)
+        body = render_search(matches)
+        if ctx.upstream is None:
+            ctx.remember(key, body)
+    return json_response(body, seconds, request.method)
+
+
+def render_search(matches: list[search.Match]) -> bytes:
+    if not matches:
+        return b"[]"  # spec §3.4: no trailing newline for the empty answer
+    return b"[\n" + b",\n".join(m.search_item() for m in matches) + b"\n]\n"
+
+
+async def categories_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
+    seconds = ctx.settings.cache_time.categories
+    key = "categories?" + request.scope.get("query_string", b"").decode("latin-1")
+    index = ctx.index
+    body = None if ctx.upstream else ctx.cached(key)
+    if body is None:
+        try:
+            query, with_templates = categories_filter(
+                _query(request), ctx.settings.allow_unknown_query_parameters
+            )
+        except QueryError as exc:
+            return bad_request(str(exc), request.method)
+        counts = count_categories(search.select(index.indexers, query), with_templates)
+        if ctx.upstream is not None:
+            try:
+                merge_counts(counts, await ctx.upstream.categories(_path_and_query(request)))
+            except UpstreamError as exc:
+                log.error("proxy mode: categories failed: %s", exc)
+                return internal_error(request.method)
+        body = dumps(categories_document(counts))
+        if ctx.upstream is None:
+            ctx.remember(key, body)
+    return json_response(body, seconds, request.method)
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    from fleetgap.registry.routing import parse_query
+
+    return parse_query(request.scope.get("query_string", b"").decode("latin-1"))
+
+
+def _path_and_query(request: Request) -> str:
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return request.scope["path"] + (f"?{query}" if query else "")
+
+
+# --- one package ----------------------------------------------------------------------
+
+
+def _strict(version: str) -> bool:
+    try:
+        Version.parse_strict(version)
+    except SemverError:
+        return False
+    return True
+
+
+async def package_index(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    name, version = params["name"], params["version"]
+    if not _strict(version):
+        return bad_request("invalid package version", request.method)
+    package = ctx.index.get(name, version)
+    seconds = ctx.settings.cache_time.index
+    if package is not None:
+        return json_response(package.index_json, seconds, request.method)
+    if ctx.upstream is not None:
+        try:
+            body = await ctx.upstream.package(name, version)
+        except UpstreamError as exc:
+            log.error("proxy mode: package failed: %s", exc)
+            return internal_error(request.method)
+        if body is not None:
+            return json_response(body, seconds, request.method)
+    return not_found("package revision not found", request.method)
+
+
+async def artifact(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    return await _package_file(ctx, request, params, ".zip", "artifact not found")
+
+
+async def signature(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    return await _package_file(ctx, request, params, ".zip.sig", "signature file not found")
+
+
+async def _package_file(
+    ctx: Context, request: Request, params: dict[str, str], suffix: str, missing: str
+) -> Response:
+    name, version = params["name"], params["version"]
+    method = request.method
+    if not _strict(version):
+        return bad_request("invalid package version", method)
+    package = ctx.index.get(name, version)
+    headers = cache_headers(ctx.settings.cache_time.catch_all)
+    if package is None:
+        remote = await _remote_file(
+            ctx, request, name, version, f"/epr/package/{name}-{version}{suffix}"
+        )
+        return remote or not_found(missing, method)
+    path = str(package.base_path) + (".sig" if suffix.endswith(".sig") else "")
+    exists = await anyio.to_thread.run_sync(os.path.exists, path)
+    if not exists:
+        log.error("stat package path failed: %s", path)
+        return internal_error(method, headers)
+    if suffix == ".zip" and not package.is_zip:
+        headers.append(("content-type", "application/zip"))
+        if method == "HEAD":
+            return raw_response(200, b"", headers, method)
+        body = zip_directory(DirectoryFS(package.base_path), f"{name}-{version}")
+        response = StreamingResponse(body, status_code=200)
+        response.raw_headers = [(k.encode(), v.encode()) for k, v in headers]
+        return response
+    return await serve_file(request, path, headers=headers)
+
+
+async def static(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    name, version, file = params["name"], params["version"], params["file"]
+    method = request.method
+    if not _strict(version):
+        return bad_request("invalid package version", method)
+    package = ctx.index.get(name, version)
+    if package is None:
+        remote = await _remote_file(
+            ctx, request, name, version, f"/package/{name}/{version}/{file}"
+        )
+        return remote or not_found("package revision not found", method)
+    headers = cache_headers(ctx.settings.cache_time.catch_all)
+    try:
+        content = await anyio.to_thread.run_sync(_static_content, ctx, package, file)
+    except (OSError, PackageFSError) as exc:
+        log.error("serving %s from %s failed: %s", file, package.base_path, exc)
+        return internal_error(method, headers)
+    if content is None:
+        # spec §3.9: the public cache headers set earlier stay on this 404
+        return http_error("resource not found", 404, headers=headers, method=method)
+    return await serve_content(request, content, headers=headers)
+
+
+def _static_content(ctx: Context, package: Package, file: str) -> Content | None:
+    if package.is_zip:
+        archive = ctx.zip_fs(package)
+        info = archive.stat(file)
+        if info is None or info.is_dir:
+            return None
+        return Content(file, info.size, info.mtime, opener=lambda: archive.open(file))
+    fs = DirectoryFS(package.base_path)
+    info = fs.stat(file)
+    real = fs.real_path(file)
+    if info is None or info.is_dir or real is None:
+        return None
+    return Content(file, info.size, info.mtime, path=real)
+
+
+async def _remote_file(
+    ctx: Context, request: Request, name: str, version: str, upstream_path: str
+) -> Response | None:
+    """Proxy mode: a 301 to the upstream when it has the package; None when it has not."""
+    if ctx.upstream is None:
+        return None
+    try:
+        body = await ctx.upstream.package(name, version)
+    except UpstreamError as exc:
+        log.error("proxy mode: package failed: %s", exc)
+        return internal_error(request.method)
+    if body is None:
+        return None
+    response = redirect(ctx.upstream.file_url(upstream_path), request.method)
+    response.raw_headers[:0] = [
+        (k.encode(), v.encode()) for k, v in cache_headers(ctx.settings.cache_time.catch_all)
+    ]
+    return response
+
+
+HANDLERS: dict[str, Handler] = {
+    "index": index,
+    "search": search_route,
+    "categories": categories_route,
+    "health": health,
+    "favicon": favicon,
+    "artifact": artifact,
+    "signature": signature,
+    "package_index": package_index,
+    "static": static,
+}
