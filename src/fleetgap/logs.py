@@ -1,0 +1,229 @@
+"""Logging for `fleetgap serve`: ECS JSON lines (default) or a console format, and the
+per-request log line of Elastic's registry.
+
+spec: epr-api §11.3. Keys are written flat and dotted as Go's ecszap writes them
+(`log.level`, `http.response.code`), one JSON object per line on stderr.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import logging.config
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fleetgap import __version__
+from fleetgap.config import Settings
+
+ECS_VERSION = "1.6.0"
+REQUEST_LOGGER = "http"
+
+# zap level names; dpanic/panic/fatal have no Python twin and map to CRITICAL.
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "dpanic": logging.CRITICAL,
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+_ZAP_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
+
+
+def configure(settings: Settings) -> None:
+    """Install the logging configuration in this process."""
+    logging.config.dictConfig(logging_config(settings))
+
+
+def logging_config(settings: Settings) -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict; also handed to Granian for its own loggers."""
+    formatter = (
+        {"()": "fleetgap.logs.EcsFormatter", "service_name": settings.service_name}
+        if settings.log_type == "ecs"
+        else {"()": "fleetgap.logs.ConsoleFormatter"}
+    )
+    level = _LEVELS[settings.log_level]
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "main"}
+    quiet = {"handlers": [], "level": logging.CRITICAL + 1, "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"main": formatter},
+        "handlers": {"stderr": handler},
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            # Granian and uvicorn messages go out in the same format; their access logs are
+            # off because RequestLogMiddleware writes the registry's own request line.
+            "_granian": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "granian.access": quiet,
+            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "uvicorn.access": quiet,
+        },
+    }
+
+
+class EcsFormatter(logging.Formatter):
+    """One ECS JSON object per record; extra fields come from `extra={"ecs": {...}}`."""
+
+    def __init__(self, service_name: str = "package-registry") -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "log.level": _ZAP_NAMES.get(record.levelno, record.levelname.lower()),
+            "@timestamp": _timestamp(record.created),
+            "log.logger": record.name,
+            "log.origin": {
+                "file.name": record.filename,
+                "file.line": record.lineno,
+                "function": record.funcName,
+            },
+            "message": record.getMessage(),
+        }
+        if record.name == REQUEST_LOGGER:
+            del document["log.origin"]  # Go logs requests with WithCaller(false)
+        fields = getattr(record, "ecs", None)
+        if isinstance(fields, Mapping):
+            document.update(fields)
+        if record.exc_info:
+            document["error.message"] = str(record.exc_info[1])
+            document["error.stack_trace"] = self.formatException(record.exc_info)
+        document["service.name"] = self.service_name
+        document["service.version"] = __version__
+        document["ecs.version"] = ECS_VERSION
+        return json.dumps(document, ensure_ascii=False, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """The `dev` log type: zap's development console layout, fields as JSON at the end."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [
+            _timestamp(record.created),
+            _ZAP_NAMES.get(record.levelno, record.levelname.lower()).upper(),
+            record.name,
+            record.getMessage(),
+        ]
+        fields = getattr(record, "ecs", None)
+        if isinstance(fields, Mapping) and fields:
+            parts.append(json.dumps(dict(fields), ensure_ascii=False, default=str))
+        line = "\t".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _timestamp(created: float) -> str:
+    return (
+        datetime.fromtimestamp(created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+class RequestLogMiddleware:
+    """One info line per request from logger `http`, with the fields of spec §11.3.
+
+    `/health` (exactly, as Go compares RequestURI) is not logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logger = logging.getLogger(REQUEST_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (
+            scope.get("path") == "/health" and not scope.get("query_string")
+        ):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter_ns()
+        status = 0
+        written = 0
+
+        async def send_and_measure(message: Message) -> None:
+            nonlocal status, written
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                written += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                written += _file_size(message.get("path"))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_measure)
+        finally:
+            if self.logger.isEnabledFor(logging.INFO):
+                message, fields = request_fields(scope, status or 500, written)
+                fields["event.duration"] = time.perf_counter_ns() - started
+                self.logger.info(message, extra={"ecs": fields})
+
+
+def request_fields(scope: Scope, status: int, written: int) -> tuple[str, dict[str, Any]]:
+    """The request log message and its fields, in Go's order (internal/util/logging.go)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    host_header = headers.get("host", "")
+    domain, port = _split_host(host_header)
+    client = scope.get("client") or ("", 0)
+    source = str(client[0])
+    path = scope.get("path", "")
+    fields: dict[str, Any] = {
+        "source.address": source,
+        "http.request.method": scope.get("method", ""),
+        "url.path": path,
+        "url.domain": domain,
+        "http.response.code": status,
+        "http.response.body.bytes": written,
+    }
+    fields["source.ip" if _is_ip(source) else "source.domain"] = source
+    if referer := headers.get("referer"):
+        fields["http.request.referer"] = referer
+    if agent := headers.get("user-agent"):
+        fields["user_agent.original"] = agent
+    if query := scope.get("query_string", b""):
+        fields["url.query"] = query.decode("latin-1")
+    if port.isdigit() and int(port) != 0:
+        fields["url.port"] = int(port)
+    proto = "HTTP/" + str(scope.get("http_version", "1.1"))
+    if proto == "HTTP/2":
+        proto = "HTTP/2.0"
+    return f"{scope.get('method', '')} {path} {proto}", fields
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1], host[end + 2 :] if host[end + 1 : end + 2] == ":" else ""
+    name, sep, port = host.rpartition(":")
+    return (name, port) if sep and ":" not in name else (host, "")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _file_size(path: object) -> int:
+    try:
+        return os.stat(str(path)).st_size
+    except OSError:
+        return 0

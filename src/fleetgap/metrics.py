@@ -1,0 +1,242 @@
+"""Prometheus metrics with the `epr_*` names of Elastic's registry, on their own listener.
+
+spec: epr-api §11.4. Granian serves from worker processes, so the metrics use
+prometheus_client's multiprocess mode: every process writes its samples into one directory
+and the `/metrics` listener (in the main process) adds them up. `PROMETHEUS_MULTIPROC_DIR`
+must be set before prometheus_client is first imported; `server.py` does that before it
+imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+NAMESPACE = "epr"
+UNKNOWN_ROUTE = "unknown"
+# Go client_golang's DefBuckets, and the size buckets of the registry's metrics package.
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_SIZE_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 64 * 1024, 256 * 1024)
+_HTTP_LABELS = ("code", "method", "path")
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    service_info: Gauge
+    number_indexed_packages: Gauge
+    storage_requests_total: Counter
+    storage_indexer_update_index_success_total: Counter
+    storage_indexer_update_index_error_total: Counter
+    storage_indexer_update_index_duration_seconds: Histogram
+    indexer_get_duration_seconds: Histogram
+    in_flight_requests: Gauge
+    http_requests_total: Counter
+    http_request_duration_seconds: Histogram
+    http_request_size_bytes: Histogram
+    http_response_size_bytes: Histogram
+
+
+def _create() -> _Metrics:
+    # registry=None: in multiprocess mode samples go to files; MultiProcessCollector reads them.
+    common = {"namespace": NAMESPACE, "registry": None}
+    return _Metrics(
+        service_info=Gauge(
+            "service_info",
+            "Version information about this binary.",
+            ["version", "instance"],
+            multiprocess_mode="max",
+            **common,
+        ),
+        number_indexed_packages=Gauge(
+            "number_indexed_packages",
+            "A gauge for number of indexed packages.",
+            multiprocess_mode="mostrecent",
+            **common,
+        ),
+        storage_requests_total=Counter(
+            "storage_requests_total",
+            "A counter for requests performed to the storage.",
+            ["location", "component"],
+            **common,
+        ),
+        storage_indexer_update_index_success_total=Counter(
+            "storage_indexer_update_index_success_total",
+            "A counter for all the updates index of the cursor that finished successfully "
+            "in the storage indexer.",
+            **common,
+        ),
+        storage_indexer_update_index_error_total=Counter(
+            "storage_indexer_update_index_error_total",
+            "A counter for all the update index of the cursor that finished with error "
+            "in the storage indexer.",
+            **common,
+        ),
+        storage_indexer_update_index_duration_seconds=Histogram(
+            "storage_indexer_update_index_duration_seconds",
+            "A histogram of latencies for update index processes run by the storage indexer.",
+            buckets=_DURATION_BUCKETS,
+            **common,
+        ),
+        indexer_get_duration_seconds=Histogram(
+            "indexer_get_duration_seconds",
+            "A histogram of latencies for get processes run by the indexer.",
+            ["indexer"],
+            buckets=_DURATION_BUCKETS,
+            **common,
+        ),
+        in_flight_requests=Gauge(
+            "in_flight_requests",
+            "A gauge of requests currently being served by the http server.",
+            multiprocess_mode="livesum",
+            **common,
+        ),
+        http_requests_total=Counter(
+            "http_requests_total",
+            "A counter for requests to the http server.",
+            _HTTP_LABELS,
+            **common,
+        ),
+        http_request_duration_seconds=Histogram(
+            "http_request_duration_seconds",
+            "A histogram of latencies for requests to the http server.",
+            _HTTP_LABELS,
+            buckets=_DURATION_BUCKETS,
+            **common,
+        ),
+        http_request_size_bytes=Histogram(
+            "http_request_size_bytes",
+            "A histogram of sizes of requests to the http server.",
+            _HTTP_LABELS,
+            buckets=_SIZE_BUCKETS,
+            **common,
+        ),
+        http_response_size_bytes=Histogram(
+            "http_response_size_bytes",
+            "A histogram of response sizes for requests to the http server.",
+            _HTTP_LABELS,
+            buckets=_SIZE_BUCKETS,
+            **common,
+        ),
+    )
+
+
+_lock = threading.Lock()
+_metrics: _Metrics | None = None
+
+
+def metrics() -> _Metrics:
+    """The process's metric objects (created on first use, in multiprocess mode)."""
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            if values.ValueClass is values.MutexValue:
+                raise RuntimeError(f"{MULTIPROC_ENV} must be set before prometheus_client loads")
+            _metrics = _create()
+        return _metrics
+
+
+def set_indexed_packages(count: int) -> None:
+    metrics().number_indexed_packages.set(count)
+
+
+def observe_indexer_get(indexer: str, seconds: float) -> None:
+    metrics().indexer_get_duration_seconds.labels(indexer=indexer).observe(seconds)
+
+
+def start_listener(host: str, port: int, version: str) -> tuple[WSGIServer, threading.Thread]:
+    """Serve the summed samples of every process at http://host:port/metrics."""
+    metrics().service_info.labels(version=version, instance=socket.gethostname()).set(1)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return start_http_server(port, addr=host, registry=registry)
+
+
+class MetricsMiddleware:
+    """Request metrics per route template: `scope["epr.route"]` (a string set by the
+    registry app) or, failing that, the `.path` of Starlette's `scope["route"]`.
+    Requests that matched no route are counted under path `unknown`, which keeps hostile
+    paths out of the label set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.metrics = metrics()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        m = self.metrics
+        started = time.perf_counter()
+        status = 0
+        written = 0
+
+        async def send_and_measure(message: Message) -> None:
+            nonlocal status, written
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                written += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                written += _file_size(message["path"])
+            await send(message)
+
+        m.in_flight_requests.inc()
+        try:
+            await self.app(scope, receive, send_and_measure)
+        finally:
+            m.in_flight_requests.dec()
+            labels = {
+                "code": str(status or 500),
+                "method": scope.get("method", "").lower(),
+                "path": route_template(scope),
+            }
+            m.http_requests_total.labels(**labels).inc()
+            m.http_request_duration_seconds.labels(**labels).observe(time.perf_counter() - started)
+            m.http_request_size_bytes.labels(**labels).observe(_request_size(scope))
+            m.http_response_size_bytes.labels(**labels).observe(written)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("epr.route")
+    if isinstance(route, str) and route:
+        return route
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    return UNKNOWN_ROUTE
+
+
+def _request_size(scope: Scope) -> int:
+    """client_golang's computeApproximateRequestSize: URL, method, proto, headers, body."""
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    size = len(scope.get("raw_path") or scope.get("path", "").encode())
+    size += len(scope.get("method", "")) + len("HTTP/" + str(scope.get("http_version", "1.1")))
+    for name, value in headers:
+        size += len(name) + len(value)
+        if name.lower() == b"content-length" and value.isdigit():
+            size += int(value)
+    return size

@@ -1,0 +1,350 @@
+"""`fleetgap serve`: load the packages, compose the ASGI app and run it.
+
+Granian serves by default. uvicorn serves when the minimum TLS version is 1.0 or 1.1,
+which Granian (rustls) cannot offer (spec: anchors-and-deps §B.2), or when asked with
+`--server uvicorn`. Granian runs the app in worker processes: each worker gets the index
+the main process loaded (inherited across fork; rebuilt from the Settings where processes
+are spawned) through `_worker_app`, the loader Granian calls in the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from starlette.types import ASGIApp
+
+from fleetgap import __version__
+from fleetgap.config import COMPAT_VERSION, Settings, split_address
+from fleetgap.errors import FleetgapError
+from fleetgap.packages.index import LoadOptions, PackageIndex, load_index
+from fleetgap.registry.app import IndexHolder, create_app
+
+log = logging.getLogger("fleetgap.server")
+
+_TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+# The index the main process loaded, inherited by forked Granian workers.
+_PRELOADED: PackageIndex | None = None
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT (or, with dry_run, load and report). Returns the exit code."""
+    from fleetgap import logs
+
+    logs.configure(settings)
+    _log_startup(settings)
+    index = load_packages(settings)
+    if settings.dry_run:
+        return _dry_run_exit_code(settings, index)
+    if settings.package_paths_enable_watcher and not settings.package_paths:
+        raise FleetgapError("no package paths configured, cannot enable watcher")
+    host, port = split_address(settings.address)
+    _check_free(bind_host(host), port, settings.address)
+    with _metrics_listener(settings, index):
+        if use_uvicorn(settings):
+            return _run_uvicorn(settings, index)
+        return _run_granian(settings, index)
+
+
+def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
+    """The whole ASGI app: the registry, plus request logging and metrics around it.
+
+    Further route families (DATA/keys, DATA/downloads) are added here.
+    """
+    from fleetgap import logs
+
+    app = create_app(settings, holder)
+    if settings.metrics_address:
+        from fleetgap import metrics
+
+        app = metrics.MetricsMiddleware(app)
+    return logs.RequestLogMiddleware(app)
+
+
+def load_packages(settings: Settings) -> PackageIndex:
+    """Index the package paths, logging the outcome as Elastic's registry does."""
+    index = load_index(load_options(settings))
+    if len(index):
+        log.info("%d local package manifests loaded.", len(index))
+    elif settings.feature_proxy_mode:
+        log.info("No local packages found, but the proxy mode can access remote ones.")
+    else:
+        log.warning(
+            "No packages found in the package paths (%s): serving an empty registry until "
+            "packages arrive.",
+            ", ".join(str(p) for p in settings.package_paths) or "none configured",
+        )
+    return index
+
+
+def load_options(settings: Settings) -> LoadOptions:
+    return LoadOptions(
+        paths=settings.package_paths,
+        validate=not settings.disable_package_validation,
+        require_signatures=settings.require_signatures,
+        verify_keys=settings.verify_package_signatures,
+        workers=settings.package_paths_workers,
+    )
+
+
+def use_uvicorn(settings: Settings) -> bool:
+    if settings.server != "auto":
+        return settings.server == "uvicorn"
+    return settings.tls and settings.tls_min_version in ("1.0", "1.1")
+
+
+def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
+    """In the serving process: hold the index, start the watcher, compose the app."""
+    holder = IndexHolder(index)
+    if settings.metrics_address:
+        from fleetgap import metrics
+
+        metrics.set_indexed_packages(len(index))
+    if settings.package_paths_enable_watcher:
+        from fleetgap.watcher import PackageWatcher
+
+        PackageWatcher(settings.package_paths, functools.partial(_rescan, settings, holder)).start()
+    return compose_app(settings, holder)
+
+
+def _rescan(settings: Settings, holder: IndexHolder) -> None:
+    index = load_index(load_options(settings))
+    holder.replace(index)
+    log.info("%d local package manifests loaded after a change.", len(index))
+    if settings.metrics_address:
+        from fleetgap import metrics
+
+        metrics.set_indexed_packages(len(index))
+
+
+# --- startup log and dry run ------------------------------------------------------------
+
+
+def _log_startup(settings: Settings) -> None:
+    if settings.sample_packages:
+        log.info(
+            "No configuration found (no %s, no --data): serving the sample packages bundled "
+            "with fleetgap from %s. Write a config.yml with package_paths, or pass --data, "
+            "to serve your own.",
+            settings.config,
+            settings.package_paths[0],
+        )
+    else:
+        log.info(
+            "fleetgap %s starting (Elastic Package Registry %s compatible)",
+            __version__,
+            COMPAT_VERSION,
+        )
+    for notice in settings.notices:
+        log.warning(notice)
+    log.info("Packages paths: %s", ", ".join(str(p) for p in settings.package_paths))
+    times = settings.cache_time
+    for route, seconds in (
+        ("/", times.index),
+        ("/index.json", times.index),
+        ("/search", times.search),
+        ("/categories", times.categories),
+        ("all others", times.catch_all),
+    ):
+        log.info("Cache time for %s: %s", route, _go_duration(seconds))
+
+
+def _dry_run_exit_code(settings: Settings, index: PackageIndex) -> int:
+    """0 when every package loaded and there is something to serve (as Go's -dry-run,
+    for which any broken package or an empty index is fatal)."""
+    log.info("Running dry-run mode")
+    if index.refused:
+        log.error("%d package(s) refused (see the warnings above)", len(index.refused))
+        return 1
+    if len(index) or settings.feature_proxy_mode or settings.package_paths_enable_watcher:
+        return 0
+    log.error("No local packages found.")
+    return 1
+
+
+def _go_duration(seconds: float) -> str:
+    """Go's time.Duration.String for the common cases (10s, 10m0s, 1h0m0s, 1.5s)."""
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{minutes}m{secs:g}s"
+    return f"{hours}h{text}" if hours else text
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _metrics_listener(settings: Settings, index: PackageIndex) -> Iterator[None]:
+    if not settings.metrics_address:
+        yield
+        return
+    # Set before prometheus_client is first imported, here or in any worker (see metrics.py).
+    directory = tempfile.mkdtemp(prefix="fleetgap-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from fleetgap import metrics
+
+    host, port = split_address(settings.metrics_address)
+    try:
+        server, _thread = metrics.start_listener(bind_host(host), port, __version__)
+    except OSError as exc:
+        raise FleetgapError(
+            f"failed to start Prometheus metrics endpoint on {settings.metrics_address}: {exc}"
+        ) from None
+    log.info("Starting http metrics in %s", settings.metrics_address)
+    metrics.set_indexed_packages(len(index))
+    try:
+        yield
+    finally:
+        server.shutdown()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- Granian ------------------------------------------------------------------------------
+
+
+def _run_granian(settings: Settings, index: PackageIndex) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces, SSLProtocols
+
+    from fleetgap import logs
+
+    global _PRELOADED
+    _PRELOADED = index
+    host, port = split_address(settings.address)
+    tls: dict[str, object] = {}
+    if settings.tls:
+        tls = {
+            "ssl_cert": Path(settings.tls_cert or ""),
+            "ssl_key": Path(settings.tls_key or ""),
+            "ssl_protocol_min": SSLProtocols(f"tls{settings.tls_min_version}"),
+        }
+    server = Granian(
+        "fleetgap.server:serving_app",  # informative only: the loader below builds the app
+        address=bind_host(host),
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        websockets=False,
+        log_dictconfig=logs.logging_config(settings),
+        log_access=False,
+        **tls,  # type: ignore[arg-type]
+    )
+    log.info("Package registry started")
+    server.serve(target_loader=functools.partial(_worker_app, settings), wrap_loader=False)
+    log.info("Package registry stopped")
+    return 0
+
+
+def _worker_app(settings: Settings) -> ASGIApp:
+    """Runs in each Granian worker process."""
+    index = _PRELOADED if _PRELOADED is not None else load_index(load_options(settings))
+    return serving_app(settings, index)
+
+
+# --- uvicorn ------------------------------------------------------------------------------
+
+
+def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
+    import uvicorn
+
+    if settings.workers > 1:
+        log.warning("--workers applies to Granian only; uvicorn serves with one process")
+    host, port = split_address(settings.address)
+    config = uvicorn.Config(
+        serving_app(settings, index),
+        host=bind_host(host),
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        ssl_certfile=settings.tls_cert if settings.tls else None,
+        ssl_keyfile=settings.tls_key if settings.tls else None,
+        ssl_context_factory=functools.partial(_ssl_context, settings) if settings.tls else None,
+    )
+    log.info("Package registry started")
+    _UvicornServer(config).run()
+    log.info("Package registry stopped")
+    return 0
+
+
+def _ssl_context(settings: Settings, _config: object, _default: object) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(settings.tls_cert or "", settings.tls_key or "")
+    context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
+    if settings.tls_min_version in ("1.0", "1.1"):
+        # OpenSSL 3 refuses TLS < 1.2 at its default security level.
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+class _UvicornServer:
+    """uvicorn's Server, except that SIGTERM ends with exit code 0: uvicorn re-raises the
+    signal after its graceful shutdown, which would end the process with 143."""
+
+    def __init__(self, config: object) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                previous = {
+                    sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)
+                }
+                try:
+                    yield
+                finally:
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
+
+        self.server = Server(config)  # type: ignore[arg-type]
+
+    def run(self) -> None:
+        self.server.run()
+
+
+def _check_free(host: str, port: int, address: str) -> None:
+    """Fail with Go's message if the port is taken: Granian binds with SO_REUSEPORT and
+    would otherwise share the port with whatever already listens there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: connections in TIME_WAIT from a previous run do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise FleetgapError(f"listen tcp {address}: {exc.strerror or exc}") from None
+
+
+def bind_host(host: str) -> str:
+    """An IP address to bind: names (`localhost`) resolve as Go's net.Listen does, IPv4 first."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise FleetgapError(f"cannot resolve listen address {host!r}: {exc}") from None
+    addresses = [info[4][0] for info in infos]
+    ipv4 = [a for a in addresses if ":" not in a]
+    return (ipv4 or addresses)[0]

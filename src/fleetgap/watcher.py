@@ -1,0 +1,85 @@
+"""Watch the package paths; after a quiet second, rescan everything and swap the index.
+
+spec: epr-api §5.1 (`-package-paths-enable-watcher`: debounced 1 s, then a full rescan).
+The rescan runs in this background thread and builds a complete new index before
+`IndexHolder.replace` swaps one reference, so no request ever sees half an index. A path
+that does not exist yet (a closed network installs the server before its first packages)
+is polled once a second and watched from the moment it appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import watchfiles
+
+log = logging.getLogger("fleetgap.watcher")
+
+QUIET_MS = 1000  # a rescan starts after this long without further changes
+MAX_BATCH_MS = 10_000  # ...or after this long, during a long copy
+
+
+class PackageWatcher:
+    """Calls `rescan()` (in this watcher's thread) whenever the package paths change."""
+
+    def __init__(self, paths: Sequence[Path], rescan: Callable[[], None]) -> None:
+        self.paths = tuple(Path(p).absolute() for p in paths)
+        self.rescan = rescan
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="package-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            existing = tuple(p for p in self.paths if p.is_dir())
+            if not existing:
+                if self._stop.wait(1.0):
+                    return
+                if any(p.is_dir() for p in self.paths):
+                    self._safe_rescan()
+                continue
+            try:
+                restart = self._watch(existing)
+            except Exception:  # watch setup can fail (path removed meanwhile): retry
+                log.warning("package path watcher failed; retrying", exc_info=True)
+                restart = not self._stop.wait(1.0)
+            if restart:
+                self._safe_rescan()
+
+    def _watch(self, existing: tuple[Path, ...]) -> bool:
+        """Watch until stopped (False) or until the set of existing paths changes (True)."""
+        for changes in watchfiles.watch(
+            *existing,
+            stop_event=self._stop,
+            step=QUIET_MS,
+            debounce=MAX_BATCH_MS,
+            rust_timeout=1000,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            if tuple(p for p in self.paths if p.is_dir()) != existing:
+                return True
+            if changes:
+                log.info(
+                    "package paths changed (%d events); rescanning",
+                    len(changes),
+                    extra={"ecs": {"event.count": len(changes)}},
+                )
+                self._safe_rescan()
+        return False
+
+    def _safe_rescan(self) -> None:
+        try:
+            self.rescan()
+        except Exception:
+            log.error("package rescan failed; still serving the previous index", exc_info=True)
