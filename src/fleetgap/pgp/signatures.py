@@ -75,12 +75,12 @@ def verify_file(path: Path, signature: bytes, keys: Sequence[PublicKey]) -> Publ
     path = Path(path)
     if not path.is_file():
         raise SignatureError(f"cannot read {path}: no such file")
-    return _verify(_Data(path=path), signature, keys)
+    return _verify(SignedData(path=path), signature, keys)
 
 
 def verify_bytes(data: bytes, signature: bytes, keys: Sequence[PublicKey]) -> PublicKey:
     """The first of `keys` that verifies `signature` over `data`; raises SignatureError."""
-    return _verify(_Data(data=data), signature, keys)
+    return _verify(SignedData(data=data), signature, keys)
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def parse_detached_signature(signature: bytes | str) -> ParsedSignature:
     return ParsedSignature(sig, fields.issuer_key_id, fields.sig_type, fields)
 
 
-def check_one(data: _Data, parsed: ParsedSignature, key: PublicKey) -> str | None:
+def check_key(data: SignedData, parsed: ParsedSignature, key: PublicKey) -> str | None:
     """None if `key` verifies the signature, else the reason (Go's words where it has them)."""
     component = key.signing_key(parsed.issuer_key_id or "")
     if component is None:
@@ -147,7 +147,9 @@ def check_one(data: _Data, parsed: ParsedSignature, key: PublicKey) -> str | Non
 
 
 @dataclass(frozen=True)
-class _Data:
+class SignedData:
+    """A file (streamed) or bytes to check a signature over."""
+
     path: Path | None = None
     data: bytes | None = None
 
@@ -161,13 +163,13 @@ class _Data:
                 yield chunk
 
 
-def _verify(data: _Data, signature: bytes, keys: Sequence[PublicKey]) -> PublicKey:
+def _verify(data: SignedData, signature: bytes, keys: Sequence[PublicKey]) -> PublicKey:
     if not keys:
         raise SignatureError("no PGP keys to verify with")
     parsed = parse_detached_signature(signature)
     attempts: list[str] = []
     for index, key in enumerate(keys):
-        problem = check_one(data, parsed, key)
+        problem = check_key(data, parsed, key)
         if problem is None:
             return key
         attempts.append(f"PGP[{index}] {key.fingerprint}: {problem}")
