@@ -34,5 +34,16 @@ def _register() -> None:
 
     main.add_command(serve.serve)
 
+    from fleetgap.cli import artifacts
+
+    main.add_command(artifacts.artifacts)
+
+    from fleetgap.cli import agent, keys, packages, verify
+
+    main.add_command(keys.keys)
+    main.add_command(verify.verify)
+    main.add_command(agent.agent)
+    main.add_command(packages.packages)
+
 
 _register()
