@@ -554,6 +554,10 @@ def test_granian_serves_the_whole_file_with_pathsend(files: Path, tmp_path: Path
             assert response.content == DATA
             assert response.headers["content-length"] == str(len(DATA))
             assert response.headers["last-modified"] == MTIME_TEXT
+            head = http.head("/file")
+            assert head.status_code == 200
+            assert head.content == b""
+            assert head.headers["content-length"] == str(len(DATA))
             ranged = http.get("/file", headers={"Range": "bytes=5-9"})
             assert ranged.status_code == 206
             assert ranged.content == DATA[5:10]

@@ -47,7 +47,7 @@ def dumps(
     defaults are the registry's (spec: epr-api §9).
     """
     parts: list[str] = []
-    _Encoder(parts, default, indent).value(obj, "\n" + prefix, sort_keys)
+    _make_encoder(parts, default, indent)(obj, "\n" + prefix, sort_keys)
     parts.append("\n")
     text = "".join(parts)
     if escape_html:
@@ -112,87 +112,98 @@ def _expand_exponent(text: str) -> str:
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
-class _Encoder:
-    __slots__ = ("default", "indent", "parts")
+def _make_encoder(
+    parts: list[str], default: Callable[[Any], Any] | None, indent: str
+) -> Callable[[Any, str, bool], None]:
+    """A recursive writer into ``parts``; closures keep the hot path free of attribute
+    lookups. ``newline`` is "\\n" + prefix + the current indent."""
+    append = parts.append
+    string = _string
 
-    def __init__(self, parts: list[str], default: Callable[[Any], Any] | None, indent: str) -> None:
-        self.parts = parts
-        self.default = default
-        self.indent = indent
-
-    def value(self, obj: Any, newline: str, sort: bool) -> None:
-        # newline is "\n" + prefix + the current indent; children add one more indent.
-        append = self.parts.append
+    def scalar(obj: Any) -> str | None:
+        # The text of a non-container value, or None for containers and unknown types.
         kind = type(obj)
         if kind is str:
-            append(_string(obj))
-        elif kind is dict or kind is SortedMap:
-            self.mapping(obj, newline, sort or kind is SortedMap)
-        elif kind is list or kind is tuple:
-            self.sequence(obj, newline, sort)
-        elif obj is None:
-            append("null")
-        elif obj is True:
-            append("true")
-        elif obj is False:
-            append("false")
-        elif kind is int:
-            append(int.__repr__(obj))
-        elif kind is float:
-            append(format_float(obj))
-        else:
-            self.other(obj, newline, sort)
+            return string(obj)
+        if obj is None:
+            return "null"
+        if obj is True:
+            return "true"
+        if obj is False:
+            return "false"
+        if kind is int:
+            return int.__repr__(obj)
+        if kind is float:
+            return format_float(obj)
+        return None
 
-    def other(self, obj: Any, newline: str, sort: bool) -> None:
+    def encode(obj: Any, newline: str, sort: bool) -> None:
+        kind = type(obj)
+        if kind is dict or kind is SortedMap:
+            mapping(obj, newline, sort or kind is SortedMap)
+        elif kind is list or kind is tuple:
+            sequence(obj, newline, sort)
+        else:
+            text = scalar(obj)
+            if text is None:
+                other(obj, newline, sort)
+            else:
+                append(text)
+
+    def other(obj: Any, newline: str, sort: bool) -> None:
         if isinstance(obj, str):
-            self.parts.append(_string(str(obj)))
+            append(string(str(obj)))
         elif isinstance(obj, dict):
-            self.mapping(obj, newline, sort or isinstance(obj, SortedMap))
+            mapping(obj, newline, sort or isinstance(obj, SortedMap))
         elif isinstance(obj, list | tuple):
-            self.sequence(obj, newline, sort)
-        elif isinstance(obj, int):  # bool was handled by identity above
-            self.parts.append(int.__repr__(int(obj)))
+            sequence(obj, newline, sort)
+        elif isinstance(obj, int):  # bool was handled by identity
+            append(int.__repr__(int(obj)))
         elif isinstance(obj, float):
-            self.parts.append(format_float(float(obj)))
-        elif self.default is not None:
-            self.value(self.default(obj), newline, sort)
+            append(format_float(float(obj)))
+        elif default is not None:
+            encode(default(obj), newline, sort)
         else:
             raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
-    def mapping(self, obj: dict[Any, Any], newline: str, sort: bool) -> None:
-        append = self.parts.append
+    def mapping(obj: dict[Any, Any], newline: str, sort: bool) -> None:
         if not obj:
             append("{}")
             return
-        items = obj.items()
-        if any(type(key) is not str for key in obj):
-            items = [(_key(key), value) for key, value in items]
+        items: Any = obj.items()
         if sort:
-            items = sorted(items, key=_first)
-        inner = newline + self.indent
+            items = sorted(((_key(key), value) for key, value in items), key=_first)
+        inner = newline + indent
         separator = "{" + inner
         for key, value in items:
             append(separator)
-            append(_string(key))
-            append(": ")
-            self.value(value, inner, sort)
+            append(string(key) if type(key) is str else string(_key(key)))
+            text = scalar(value)
+            if text is None:
+                append(": ")
+                encode(value, inner, sort)
+            else:
+                append(": " + text)
             separator = "," + inner
-        append(newline)
-        append("}")
+        append(newline + "}")
 
-    def sequence(self, obj: list[Any] | tuple[Any, ...], newline: str, sort: bool) -> None:
-        append = self.parts.append
+    def sequence(obj: list[Any] | tuple[Any, ...], newline: str, sort: bool) -> None:
         if not obj:
             append("[]")
             return
-        inner = newline + self.indent
+        inner = newline + indent
         separator = "[" + inner
         for value in obj:
-            append(separator)
-            self.value(value, inner, sort)
+            text = scalar(value)
+            if text is None:
+                append(separator)
+                encode(value, inner, sort)
+            else:
+                append(separator + text)
             separator = "," + inner
-        append(newline)
-        append("]")
+        append(newline + "]")
+
+    return encode
 
 
 def _first(item: tuple[str, Any]) -> str:
@@ -200,6 +211,8 @@ def _first(item: tuple[str, Any]) -> str:
 
 
 def _key(key: Any) -> str:
+    if type(key) is str:
+        return key
     if isinstance(key, str):
         return str(key)
     if isinstance(key, int) and not isinstance(key, bool):
