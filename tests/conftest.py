@@ -7,23 +7,15 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def compat_root() -> Path | None:
-    """../shared/compat beside the checkout, or $FLEETGAP_COMPAT; None when neither exists."""
-    env = os.environ.get("FLEETGAP_COMPAT")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "compat")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return None
+from corpus import compat_root
 
 
 @pytest.fixture(scope="session")
 def compat() -> Path:
     root = compat_root()
     if root is None:
-        pytest.skip("compat corpus not found: set FLEETGAP_COMPAT or check out ../shared")
+        message = "compat corpus not found: set FLEETGAP_COMPAT or check out ../shared"
+        if os.environ.get("FLEETGAP_REQUIRE_COMPAT"):
+            pytest.fail(message)  # .ci/run sets this: the corpus must be there in CI
+        pytest.skip(message)
     return root

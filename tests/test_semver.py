@@ -7,7 +7,6 @@ and per constraint, so a failure names its input.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,8 @@ from fleetgap.semver import (
     sort_key,
 )
 
+from corpus import compat_root
+
 VECTORS = Path("semver") / "vectors.json"
 
 
@@ -33,14 +34,8 @@ def _load(path: Path) -> dict:
 
 
 def _collection_vectors() -> dict | None:
-    # Parametrizing needs the vectors at collection time, before fixtures exist: ask the
-    # conftest's own lookup (loaded under a private name, so it is not registered twice).
-    spec = importlib.util.spec_from_file_location(
-        "_semver_conftest", Path(__file__).with_name("conftest.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    root = module.compat_root()
+    # Parametrizing needs the vectors at collection time, before fixtures exist.
+    root = compat_root()
     return _load(root / VECTORS) if root and (root / VECTORS).is_file() else None
 
 
