@@ -11,6 +11,7 @@ retrying transport errors and any status >= 400 within it).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def _verify_remote(check, name, urls, target: Path, sources) -> UpgradeVerdict:
                 name, "signature", f"failed verification of agent binary: {_net(exc)}", log
             )
     blobs = _fetch_keys(check, sources, log)
-    return _check_signature(name, package, asc, blobs, log)
+    return check_signature_blobs(package, asc, blobs, log)
 
 
 def _verify_local(check, name, drop: Path, sources) -> UpgradeVerdict:
@@ -185,7 +186,7 @@ def _verify_local(check, name, drop: Path, sources) -> UpgradeVerdict:
             f"failed verification of agent binary: {exc.strerror}: {exc.filename}",
             log,
         )
-    return _check_signature(name, package, asc, blobs, log)
+    return check_signature_blobs(package, asc, blobs, log)
 
 
 def _checksum(name: str, package: Path, sidecar: bytes, log: list[str]) -> UpgradeVerdict | None:
@@ -200,18 +201,18 @@ def _checksum(name: str, package: Path, sidecar: bytes, log: list[str]) -> Upgra
 
 def _fetch_keys(
     check: UpgradeCheck, sources: list[KeySource], log: list[str], retry: bool = True
-) -> list[tuple[KeySource, bytes]]:
+) -> list[tuple[str, bytes]]:
     """Every source, fetched eagerly; unusable remote ones are dropped with a warning."""
-    blobs: list[tuple[KeySource, bytes]] = []
+    blobs: list[tuple[str, bytes]] = []
     options = _key_net(check) if retry else replace(_key_net(check), attempts=1)
     with Net(options) as net:
         for source in sources:
             if source.raw is not None:
-                blobs.append((source, source.raw))
+                blobs.append((source.label, source.raw))
                 continue
             body = _fetch_key(net, source.uri or "", log)
             if body:
-                blobs.append((source, body))
+                blobs.append((source.label, body))
     return blobs
 
 
@@ -242,7 +243,12 @@ def _fetch_key(net: Net, uri: str, log: list[str]) -> bytes | None:
     return body
 
 
-def _check_signature(name, package: Path, asc: bytes, blobs, log: list[str]) -> UpgradeVerdict:
+def check_signature_blobs(
+    package: Path, asc: bytes, blobs: Sequence[tuple[str, bytes]], log: list[str] | None = None
+) -> UpgradeVerdict:
+    """The agent's signature step: each key blob in order (spec: agent-artifacts §6.3)."""
+    log = [] if log is None else log
+    name = package.name
     path = str(package)
     if not blobs:
         log.append("WARN No PGP key available, skipping verification process")
@@ -257,7 +263,7 @@ def _check_signature(name, package: Path, asc: bytes, blobs, log: list[str]) -> 
         parsed = parse_detached_signature(asc)
     except SignatureError as exc:
         parsed, last = None, str(exc)
-    for index, (source, blob) in enumerate(blobs):
+    for index, (label, blob) in enumerate(blobs):
         if parsed is None:
             log.append(f"WARN Verification with PGP[{index}] failed: {last}")
             continue
@@ -274,7 +280,7 @@ def _check_signature(name, package: Path, asc: bytes, blobs, log: list[str]) -> 
                 True,
                 name,
                 log=tuple(log),
-                verified_by=f"PGP[{index}] {source.label}: {key.fingerprint}",
+                verified_by=f"PGP[{index}] {label}: {key.fingerprint}",
             )
         last = problem
         log.append(f"WARN Verification with PGP[{index}] failed: {problem}")

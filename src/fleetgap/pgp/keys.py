@@ -168,7 +168,10 @@ class SecretKey:
             tsk = pysequoia.Tsk.from_bytes(data)
         except Exception as exc:
             raise KeyFileError(f"{origin}: not a secret key: {sequoia_message(exc)}") from None
-        problem = go_incompatibility(_key_packets(str(tsk).encode()))
+        packets = _key_packets(str(tsk).encode())
+        if not any(p.tag == Tag.SecretKey for p in packets):
+            raise KeyFileError(f"{origin}: not a secret key (it holds only a public key)")
+        problem = go_incompatibility(packets)
         if problem:
             raise KeyFileError(
                 f"{origin}: refusing to sign with this key: {problem}; Elastic Agent and Fleet "
