@@ -247,10 +247,11 @@ async def _package_file(
         return internal_error(method, headers)
     if suffix == ".zip" and not package.is_zip:
         headers.append(("content-type", "application/zip"))
-        if method == "HEAD":
-            return raw_response(200, b"", headers, method)
-        body = zip_directory(DirectoryFS(package.base_path), f"{name}-{version}")
-        response = StreamingResponse(body, status_code=200)
+        if method == "HEAD":  # the length is not known before the zip is made
+            response = Response(status_code=200)
+        else:
+            body = zip_directory(DirectoryFS(package.base_path), f"{name}-{version}")
+            response = StreamingResponse(body, status_code=200)
         response.raw_headers = [(k.encode(), v.encode()) for k, v in headers]
         return response
     return await serve_file(request, path, headers=headers)
