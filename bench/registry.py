@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -78,6 +79,8 @@ class LoadResult:
     requests: int
     errors: int
     tool: str
+    server_cores: float = 0.0  # CPU used by the server's process tree, in cores
+    other_cores: float = 0.0  # CPU used by everything else on the machine (noise), in cores
 
 
 @dataclass
@@ -122,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--nginx-access-log", action="store_true", help="nginx logs requests")
     parser.add_argument("--only", default="", help="comma list of endpoint keys to load")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="FLEETGAP_WORKERS (default: its own)"
+    )
+    parser.add_argument("--log-level", default="", help="EPR_LOG_LEVEL (default: its own)")
     parser.add_argument("--keep-server", action="store_true", help="leave fleetgap running")
     parser.add_argument(
         "--serve-cmd",
@@ -136,11 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     wrk = None if args.python_client else shutil.which("wrk")
     nginx = None if args.no_nginx else shutil.which("nginx")
     report = Report(machine=machine_info(wrk, nginx), data=data_info(data))
+    extra = {}
+    if args.workers:
+        extra["FLEETGAP_WORKERS"] = str(args.workers)
+    if args.log_level:
+        extra["EPR_LOG_LEVEL"] = args.log_level
+    report.machine["serve_env"] = " ".join(f"{k}={v}" for k, v in extra.items()) or "defaults"
     print_machine(report)
 
     with tempfile.TemporaryDirectory(prefix="fleetgap-bench-") as tmp:
         work = Path(tmp)
-        server = FleetgapServer(args.serve_cmd.split(), data, work / "fleetgap.log")
+        server = FleetgapServer(args.serve_cmd.split(), data, work / "fleetgap.log", extra)
         try:
             report.cold = server.start_measured(args.kibana)
             cold = report.cold
@@ -166,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                 for row in rows:
                     if row.note:
                         continue
-                    row.fleetgap = load.run(server.base + row.endpoint.path)
+                    row.fleetgap = load.run(server.base + row.endpoint.path, server.pid)
                     if ng:
-                        row.nginx = load.run(ng.base + ng_path(row.endpoint))
+                        row.nginx = load.run(ng.base + ng_path(row.endpoint), ng.pid)
                     print_row_progress(row)
             finally:
                 sampler.stop()
@@ -196,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class FleetgapServer:
-    def __init__(self, cmd: list[str], data: Path, log: Path) -> None:
+    def __init__(self, cmd: list[str], data: Path, log: Path, extra_env: dict[str, str]) -> None:
         self.cmd = cmd
+        self.extra_env = extra_env
         self.data = data
         self.log = log
         self.proc: subprocess.Popen | None = None
@@ -209,20 +223,37 @@ class FleetgapServer:
         assert self.proc is not None
         return self.proc.pid
 
-    def start_measured(self, kibana: str, timeout: float = 600.0) -> StartResult:
+    def environment(self) -> tuple[dict[str, str], Path]:
+        """The env and working directory for the server.
+
+        With `--data` support, fleetgap reads DATA/packages and serves DATA/downloads; it then
+        runs in an empty directory so DATA/config.yml does not add the same path twice.
+        Otherwise it runs like Elastic's registry on DATA/config.yml.
+        """
         env = dict(os.environ)
-        env.update(
-            EPR_ADDRESS=f"127.0.0.1:{self.port}",
-            EPR_CONFIG=str(self.data / "config.yml"),
-            FLEETGAP_DATA_DIR=str(self.data),
-        )
+        env.update(self.extra_env)
+        env["EPR_ADDRESS"] = f"127.0.0.1:{self.port}"
         if not any((self.data / "packages").glob("*.zip.sig")):
             env["EPR_REQUIRE_PACKAGE_SIGNATURES"] = "false"
+        if self.supports_data_dir():
+            env["FLEETGAP_DATA"] = str(self.data)
+            cwd = self.log.parent / "cwd"
+            cwd.mkdir(exist_ok=True)
+            return env, cwd
+        env["EPR_CONFIG"] = str(self.data / "config.yml")
+        return env, self.data
+
+    def supports_data_dir(self) -> bool:
+        out = subprocess.run([*self.cmd, "--help"], capture_output=True, text=True, timeout=60)
+        return "--data " in out.stdout
+
+    def start_measured(self, kibana: str, timeout: float = 600.0) -> StartResult:
+        env, cwd = self.environment()
         logf = open(self.log, "ab")  # noqa: SIM115 - the child keeps it open
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             self.cmd,
-            cwd=self.data,
+            cwd=cwd,
             env=env,
             stdout=logf,
             stderr=subprocess.STDOUT,
@@ -265,12 +296,12 @@ class FleetgapServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def log_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 8) -> str:
         try:
             text = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        return "\n".join(text[-lines:])
+        return "\n".join(line[:240] for line in text[-lines:])
 
 
 def persisted_index(data: Path) -> str:
@@ -483,6 +514,11 @@ http {{
 """
         )
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def start(self) -> None:
         cmd = [self.binary, "-p", str(self.dir), "-e", str(self.dir / "error.log")]
         cmd += ["-c", str(self.dir / "nginx.conf")]
@@ -510,6 +546,57 @@ http {{
 # ---------------------------------------------------------------- load generation
 
 
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU time of the machine, a server's process tree and our children (the load tool).
+
+    The machine may be shared; what the rest of it burns during a run is reported as noise.
+    """
+
+    at: float
+    machine_busy: float
+    server: float
+    children: float
+
+    @classmethod
+    def take(cls, server_pid: int) -> CpuSnapshot:
+        return cls(time.monotonic(), _machine_busy(), _tree_cpu(server_pid), _children_cpu())
+
+    def cores_since(self, server_pid: int) -> tuple[float, float]:
+        now = CpuSnapshot.take(server_pid)
+        elapsed = max(now.at - self.at, 1e-9)
+        server = now.server - self.server
+        other = (now.machine_busy - self.machine_busy) - server - (now.children - self.children)
+        return server / elapsed, max(0.0, other) / elapsed
+
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _HZ
+
+
+def _tree_cpu(root: int) -> float:
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / _HZ
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Loader:
     def __init__(
         self,
@@ -528,10 +615,13 @@ class Loader:
         self.script = work / "report.lua"
         self.script.write_text(WRK_LUA)
 
-    def run(self, url: str) -> LoadResult:
+    def run(self, url: str, server_pid: int) -> LoadResult:
         if self.warmup > 0:
             self._once(url, self.warmup)
-        return self._once(url, self.duration)
+        before = CpuSnapshot.take(server_pid)
+        result = self._once(url, self.duration)
+        result.server_cores, result.other_cores = before.cores_since(server_pid)
+        return result
 
     def _once(self, url: str, seconds: float) -> LoadResult:
         if self.wrk is None:
@@ -700,6 +790,7 @@ def print_machine(report: Report) -> None:
     m, d = report.machine, report.data
     print(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gb']:.1f} GB RAM, {m['os']}")
     print(f"tools: {m['load_tool']}; {m['nginx']}; python {m['python']}; fleetgap {m['fleetgap']}")
+    print(f"fleetgap serve settings: {m.get('serve_env', 'defaults')}")
     print(
         f"data: {d['package_versions']} package versions in {d['zip_mb']:.0f} MB of zips, "
         f"{d['artifacts']} artifacts ({d['artifact_gb']:.2f} GB)"
@@ -724,14 +815,15 @@ def print_report(report: Report) -> None:
 def report_table(report: Report) -> Iterator[str]:
     yield (
         "| endpoint | body | fleetgap req/s | nginx req/s | ratio | fleetgap p50 / p99 ms "
-        "| nginx p50 / p99 ms | fleetgap MB/s | nginx MB/s |"
+        "| nginx p50 / p99 ms | fleetgap MB/s | nginx MB/s | server cores f / n "
+        "| noise cores f / n |"
     )
-    yield "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    yield "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for row in report.rows:
         f, n = row.fleetgap, row.nginx
         label = f"`{row.endpoint.path}`"
         if row.note or f is None:
-            yield f"| {label} | | {row.note or 'not measured'} | | | | | | |"
+            yield f"| {label} | | {row.note or 'not measured'} | | | | | | | | |"
             continue
         ratio_value = (
             (f.mbps / n.mbps if row.endpoint.kind == "download" else f.rps / n.rps) if n else None
@@ -742,7 +834,9 @@ def report_table(report: Report) -> Iterator[str]:
             f"| {label} | {human_bytes(row.body_bytes)} | {f.rps:,.0f}{errs} | "
             f"{f'{n.rps:,.0f}' if n else '-'} | {ratio} | {f.p50_ms:.1f} / {f.p99_ms:.1f} | "
             f"{f'{n.p50_ms:.1f} / {n.p99_ms:.1f}' if n else '-'} | {f.mbps:,.0f} | "
-            f"{f'{n.mbps:,.0f}' if n else '-'} |"
+            f"{f'{n.mbps:,.0f}' if n else '-'} | "
+            f"{f.server_cores:.2f} / {f'{n.server_cores:.2f}' if n else '-'} | "
+            f"{f.other_cores:.2f} / {f'{n.other_cores:.2f}' if n else '-'} |"
         )
 
 
