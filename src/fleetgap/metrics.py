@@ -157,7 +157,9 @@ def set_indexed_packages(count: int) -> None:
 
 
 def observe_indexer_get(indexer: str, seconds: float) -> None:
-    metrics().indexer_get_duration_seconds.labels(indexer=indexer).observe(seconds)
+    """For the registry's lookups; a no-op unless metrics are enabled in this process."""
+    if values.ValueClass is not values.MutexValue:
+        metrics().indexer_get_duration_seconds.labels(indexer=indexer).observe(seconds)
 
 
 def start_listener(host: str, port: int, version: str) -> tuple[WSGIServer, threading.Thread]:

@@ -57,8 +57,11 @@ def run(settings: Settings) -> int:
     host, port = split_address(settings.address)
     _check_free(bind_host(host), port, settings.address)
     with _metrics_listener(settings, index):
+        scheme = f"https (TLS {settings.tls_min_version} minimum)" if settings.tls else "http"
         if use_uvicorn(settings):
+            log.info("Serving %s on %s with uvicorn", scheme, settings.address)
             return _run_uvicorn(settings, index)
+        log.info("Serving %s on %s with Granian", scheme, settings.address)
         return _run_granian(settings, index)
 
 
