@@ -353,3 +353,25 @@ def test_sigterm_finishes_the_download_in_flight_and_exits_0(
                 received += len(chunk)
         assert received == size
         assert server.process.wait(timeout=60) == 0
+
+
+def test_built_package_ships_and_serves_the_samples(empty_dir: Path, tmp_path: Path) -> None:
+    """What `pip install .` installs (setuptools build_py) holds the sample packages, and
+    `fleetgap serve` run from that copy serves them."""
+    repo = Path(__file__).resolve().parent.parent
+    lib, egg = tmp_path / "lib", tmp_path / "egg"
+    egg.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q"]
+        + ["egg_info", "--egg-base", str(egg), "build_py", "--build-lib", str(lib)],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+    shipped = lib / "fleetgap" / "examples" / "packages"
+    assert sorted(p.name for p in shipped.iterdir()) == sorted(SAMPLES)
+    done = run_serve("-dry-run", cwd=empty_dir, env={"PYTHONPATH": str(lib)})
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stderr.splitlines()[0])
+    assert str(shipped) in first["message"]
+    assert "3 local package manifests loaded." in done.stderr
