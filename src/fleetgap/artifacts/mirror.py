@@ -1,0 +1,183 @@
+"""Mirror artifacts into DATA/downloads/: fetch, verify, then publish atomically.
+
+For each artifact: if the binary and both sidecars are already published, nothing is
+fetched (only verified files are ever published). Otherwise the `.sha512` and `.asc` are
+fetched first (small; a missing one fails the artifact before the big download), the binary
+is downloaded — resuming — into DATA/state/incoming/, its SHA-512 is checked against the
+sidecar with the agent's rules and its detached signature against the trusted keys
+(spec: agent-artifacts §6.1, §6.3). Only then are the sidecars and, last, the binary moved
+into downloads/: a visible binary always has its verified sidecars beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetgap.artifacts.catalogue import Artifact
+from fleetgap.artifacts.urls import DEFAULT_SOURCE, compose_url
+from fleetgap.errors import FleetgapError
+from fleetgap.net import Net, NetError, NetOptions, Progress, discard_part
+from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key, read_public_key
+from fleetgap.pgp.sha512 import expected_sha512
+from fleetgap.pgp.signatures import SignatureError, verify_file
+from fleetgap.store import DataDir, atomic_write_bytes, is_temporary_name, place_file
+
+FETCHED, PRESENT, FAILED = "fetched", "present", "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    artifact: Artifact
+    url: str
+    status: str  # fetched | present | failed
+    reason: str = ""
+    size: int = 0  # bytes of the binary
+    received: int = 0  # bytes taken off the network for the binary in this run
+    resumed_from: int = 0
+
+
+@dataclass(frozen=True)
+class MirrorReport:
+    outcomes: tuple[Outcome, ...]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failures(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == FAILED)
+
+    @property
+    def received(self) -> int:
+        return sum(o.received for o in self.outcomes)
+
+    def summary(self) -> str:
+        megabytes = self.received / 1e6
+        rate = megabytes / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{len(self.outcomes)} artifacts: {self.count(FETCHED)} fetched, "
+            f"{self.count(PRESENT)} already present, {self.count(FAILED)} failed; "
+            f"{megabytes:.1f} MB in {self.seconds:.1f} s ({rate:.1f} MB/s)"
+        )
+
+
+ProgressFactory = Callable[[Artifact], Progress | None]
+
+
+def mirror(
+    artifacts: Sequence[Artifact],
+    data: DataDir,
+    keys: Sequence[PublicKey],
+    *,
+    source: str = DEFAULT_SOURCE,
+    net_options: NetOptions | None = None,
+    parallel: int = 4,
+    progress: ProgressFactory | None = None,
+) -> MirrorReport:
+    """Fetch, verify and publish every artifact; failures are reported, never published."""
+    if not keys:
+        raise FleetgapError("no trusted signing key to verify artifacts with")
+    if parallel < 1:
+        raise FleetgapError("--parallel must be at least 1")
+    data.ensure()
+    options = net_options or NetOptions()
+    if options.connections < parallel:
+        options = NetOptions(**{**options.__dict__, "connections": parallel})
+    started = time.monotonic()
+    with Net(options) as net, ThreadPoolExecutor(max_workers=parallel) as pool:
+        job = _Job(net, data, tuple(keys), source, progress)
+        outcomes = tuple(pool.map(job.run, artifacts))
+    return MirrorReport(outcomes, time.monotonic() - started)
+
+
+def trusted_keys(data: DataDir, key_files: Sequence[Path] = ()) -> list[PublicKey]:
+    """`--key` files if given; otherwise the Elastic key found in DATA/keys/ (pinned)."""
+    if key_files:
+        return [read_public_key(path) for path in key_files]
+    for path in sorted(data.keys.glob("*")) if data.keys.is_dir() else ():
+        if not path.is_file() or is_temporary_name(path.name):
+            continue
+        try:
+            key = parse_public_key(path.read_bytes())
+        except (FleetgapError, OSError):
+            continue
+        if key.fingerprint == ELASTIC_FINGERPRINT:
+            return [key]
+    raise FleetgapError(
+        f"no trusted signing key: Elastic's key (fingerprint {ELASTIC_FINGERPRINT}) is not in "
+        f"{data.keys}; fetch it into that folder or pass --key FILE"
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    net: Net
+    data: DataDir
+    keys: tuple[PublicKey, ...]
+    source: str
+    progress: ProgressFactory | None
+
+    def run(self, artifact: Artifact) -> Outcome:
+        directory, name = artifact.path.rsplit("/", 1)
+        url = compose_url(self.source, directory, name)
+        dest = self.data.downloads / artifact.path
+        sidecars = [self.data.downloads / s for s in artifact.sidecars]
+        if dest.is_file() and all(s.is_file() for s in sidecars):
+            return Outcome(artifact, url, PRESENT, size=dest.stat().st_size)
+        part = self.data.incoming / (artifact.path + ".part")
+        try:
+            return self._fetch(artifact, url, dest, sidecars, part)
+        except (FleetgapError, OSError) as exc:
+            return Outcome(artifact, url, FAILED, reason=_reason(exc))
+
+    def _fetch(
+        self, artifact: Artifact, url: str, dest: Path, sidecars: list[Path], part: Path
+    ) -> Outcome:
+        directory, name = artifact.path.rsplit("/", 1)
+        checksum = _sidecar(self.net, compose_url(self.source, directory, name + ".sha512"))
+        signature = _sidecar(self.net, compose_url(self.source, directory, name + ".asc"))
+        expected = expected_sha512(checksum.decode("utf-8", "replace"), name)
+        if expected is None:
+            reason = f'checksum for "{name}" was not found in "{name}.sha512"'
+            return Outcome(artifact, url, FAILED, reason=reason)
+        progress = self.progress(artifact) if self.progress else None
+        got = self.net.download(url, part, progress)
+        received = got.received
+        if got.sha512 != expected and got.resumed_from:
+            # The kept part may predate an upstream change the validator missed: once afresh.
+            discard_part(part)
+            got = self.net.download(url, part, progress)
+            received += got.received
+        if got.sha512 != expected:
+            discard_part(part)
+            reason = f"checksum mismatch: expected {expected}, computed {got.sha512}"
+            return Outcome(artifact, url, FAILED, reason, got.size, received, got.resumed_from)
+        try:
+            verify_file(part, signature, list(self.keys))
+        except SignatureError as exc:
+            discard_part(part)
+            reason = f"bad signature: {exc}"
+            return Outcome(artifact, url, FAILED, reason, got.size, received, got.resumed_from)
+        atomic_write_bytes(sidecars[0], checksum)
+        atomic_write_bytes(sidecars[1], signature)
+        place_file(part, dest)
+        discard_part(part)
+        return Outcome(artifact, url, FETCHED, "", got.size, received, got.resumed_from)
+
+
+def _sidecar(net: Net, url: str) -> bytes:
+    try:
+        return net.get_bytes(url, limit=1 << 20)
+    except NetError as exc:
+        kind = url.rsplit("?", 1)[0].rsplit(".", 1)[-1]
+        raise FleetgapError(f"cannot fetch .{kind} ({exc.reason}) from {url}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

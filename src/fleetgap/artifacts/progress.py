@@ -1,0 +1,53 @@
+"""Terminal progress bars for `artifacts mirror` (rich), one bar per file being fetched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
+
+from fleetgap.artifacts.catalogue import Artifact
+
+
+class RichProgress:
+    """Context manager; `for_artifact` gives the `net.Progress` for one download."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+
+    def __enter__(self) -> RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def for_artifact(self, artifact: Artifact) -> _Bar:
+        return _Bar(self._progress, self._progress.add_task(artifact.name, total=None))
+
+
+@dataclass
+class _Bar:
+    progress: Progress
+    task: TaskID
+
+    def start(self, total: int | None, done: int) -> None:
+        self.progress.update(self.task, total=total, completed=done)
+
+    def advance(self, size: int) -> None:
+        self.progress.advance(self.task, size)

@@ -1,0 +1,149 @@
+"""`fleetgap artifacts list|mirror`: select products, show their URLs, mirror them verified."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from fleetgap.artifacts.catalogue import Artifact, load_catalogue
+from fleetgap.artifacts.urls import DEFAULT_SOURCE, compose_url
+from fleetgap.errors import FleetgapError
+from fleetgap.net import Net, NetError, NetOptions
+from fleetgap.store import DataDir
+
+
+def _selection(command: Callable) -> Callable:
+    options = [
+        click.option("--version", "version", required=True, help="Release, e.g. 9.1.0."),
+        click.option("--product", "products", multiple=True, help="Repeatable; default all."),
+        click.option("--platform", "platforms", multiple=True, help="e.g. linux-x86_64."),
+        click.option(
+            "--package-type", "package_types", multiple=True, help="tar.gz, zip, deb, rpm, msi."
+        ),
+        click.option(
+            "--catalogue",
+            "catalogues",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Extra product catalogue (YAML); repeatable.",
+        ),
+        click.option(
+            "--source", default=DEFAULT_SOURCE, show_default=True, help="Downloads base URL."
+        ),
+        click.option("--proxy", help="HTTP(S) proxy URL (default: HTTPS_PROXY from the env)."),
+        click.option(
+            "--ca-cert",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="PEM CA bundle to trust instead of the system roots.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group()
+def artifacts() -> None:
+    """Elastic Agent and product binaries in Elastic's download layout."""
+
+
+@artifacts.command("list")
+@_selection
+@click.option("--sizes", is_flag=True, help="Ask the source for each size (HEAD).")
+def list_(version, products, platforms, package_types, catalogues, source, proxy, ca_cert,
+          as_json, sizes) -> None:  # fmt: skip
+    """Print what `mirror` would fetch for a selection."""
+    selected = _select(version, products, platforms, package_types, catalogues)
+    urls = [compose_url(source, *a.path.rsplit("/", 1)) for a in selected]
+    found: list[int | str | None] = [None] * len(selected)
+    if sizes:
+        with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, attempts=2)) as net:
+            for i, url in enumerate(urls):
+                try:
+                    found[i] = net.content_length(url)
+                except NetError as exc:
+                    found[i] = exc.reason
+    if as_json:
+        rows = [_row(a, u, s) for a, u, s in zip(selected, urls, found, strict=True)]
+        click.echo(json.dumps({"version": version, "artifacts": rows}, indent=2))
+        return
+    for url, size in zip(urls, found, strict=True):
+        click.echo(f"{url}\t{_size(size)}" if sizes else url)
+
+
+@artifacts.command("mirror")
+@_selection
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    envvar="FLEETGAP_DATA",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="fleetgap data directory; files land in DATA/downloads/.",
+)
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/.",
+)
+@click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
+def mirror_(version, products, platforms, package_types, catalogues, source, proxy, ca_cert,
+            as_json, data_dir, key_files, parallel) -> None:  # fmt: skip
+    """Download, verify (.sha512 and .asc) and publish artifacts under DATA/downloads/."""
+    from fleetgap.artifacts.mirror import mirror, trusted_keys
+
+    selected = _select(version, products, platforms, package_types, catalogues)
+    data = DataDir(data_dir)
+    keys = trusted_keys(data, key_files)
+    options = NetOptions(proxy=proxy, ca_cert=ca_cert, connections=parallel)
+    show_progress = not as_json and sys.stderr.isatty()
+    if show_progress:
+        from fleetgap.artifacts.progress import RichProgress
+
+        with RichProgress() as bars:
+            report = mirror(selected, data, keys, source=source, net_options=options,
+                            parallel=parallel, progress=bars.for_artifact)  # fmt: skip
+    else:
+        report = mirror(selected, data, keys, source=source, net_options=options, parallel=parallel)
+    if as_json:
+        rows = [
+            _row(o.artifact, o.url, o.size)
+            | {"status": o.status, "reason": o.reason, "received": o.received}
+            for o in report.outcomes
+        ]
+        summary = {s: report.count(s) for s in ("fetched", "present", "failed")}
+        click.echo(json.dumps({"version": version, "artifacts": rows, **summary}, indent=2))
+    for failure in report.failures:
+        click.echo(f"FAILED {failure.artifact.path}: {failure.reason}", err=True)
+    click.echo(report.summary(), err=as_json)
+    if report.failures:
+        raise FleetgapError(f"{len(report.failures)} artifact(s) failed verification or download")
+
+
+def _select(version, products, platforms, package_types, catalogues) -> list[Artifact]:
+    catalogue = load_catalogue(catalogues)
+    return catalogue.select(version, products, platforms, package_types)
+
+
+def _row(artifact: Artifact, url: str, size: object) -> dict:
+    return {
+        "product": artifact.product,
+        "platform": artifact.platform,
+        "package_type": artifact.package_type,
+        "path": artifact.path,
+        "url": url,
+        "size": size,
+    }
+
+
+def _size(size: int | str | None) -> str:
+    if isinstance(size, int):
+        return f"{size / 1e6:.1f} MB"
+    return "unknown" if size is None else f"error: {size}"

@@ -1,0 +1,330 @@
+"""The one outgoing HTTP client: proxy, CA bundle, retries with backoff, resumable downloads.
+
+spec: anchors-and-deps §B.3 — httpx sync `Client` (HTTP/1.1), stamina for retries, resume by
+hand with `Range`/`If-Range` into `.part` files; the caller verifies, then places the file.
+
+Transport errors, 408/429 and 5xx are retried with exponential backoff; other statuses fail
+at once (a missing file will not appear by asking again). Every retry of a download resumes
+from what is already on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import stamina
+
+from fleetgap import __version__
+from fleetgap.errors import FleetgapError
+
+USER_AGENT = f"fleetgap/{__version__}"
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
+
+
+@dataclass(frozen=True)
+class NetOptions:
+    proxy: str | None = None  # http://host:port; None = HTTPS_PROXY/NO_PROXY from the env
+    ca_cert: Path | None = None  # PEM bundle trusted instead of the system roots
+    timeout: float = 60.0  # seconds for connect and for each read
+    attempts: int = 8  # per request, including the first
+    retry_for: float = 900.0  # give up retrying one request after this many seconds
+    wait_initial: float = 1.0
+    wait_max: float = 60.0
+    connections: int = 8
+
+
+class NetError(FleetgapError):
+    """A request failed for good (after retries, or at once for a permanent status)."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
+
+
+class Progress(Protocol):
+    def start(self, total: int | None, done: int) -> None: ...
+
+    def advance(self, size: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    size: int
+    sha512: str  # lowercase hex of the whole file
+    resumed_from: int  # bytes already on disk when the last request started
+    received: int  # bytes this call took off the network
+
+
+class Net:
+    """A shared, thread-safe client; use as a context manager or call `close()`."""
+
+    def __init__(self, options: NetOptions | None = None) -> None:
+        self.options = options or NetOptions()
+        self.client = make_client(self.options)
+        self._retired: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Net:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (*self._retired, self.client):
+                client.close()
+
+    def get_bytes(self, url: str, limit: int = 1 << 20) -> bytes:
+        """The body of a small file (at most `limit` bytes), with retries."""
+
+        def once(client: httpx.Client) -> bytes:
+            with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
+                _check_status(r, url)
+                body = bytearray()
+                for chunk in r.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise NetError(url, f"larger than {limit} bytes")
+                return bytes(body)
+
+        return self._retrying(url, once)
+
+    def content_length(self, url: str) -> int | None:
+        """Size from a HEAD request (None when the server does not say)."""
+
+        def once(client: httpx.Client) -> int | None:
+            response = client.head(url, headers={"Accept-Encoding": "identity"})
+            _check_status(response, url)
+            length = response.headers.get("content-length")
+            return int(length) if length and length.isdigit() else None
+
+        return self._retrying(url, once)
+
+    def download(self, url: str, part: Path, progress: Progress | None = None) -> Download:
+        """Fetch `url` into `part`, resuming what a previous call left there.
+
+        Beside `part` a small `<part>.meta` remembers the URL and the validator (strong ETag
+        or Last-Modified) sent as `If-Range`, so a changed upstream file restarts from zero.
+        """
+        part.parent.mkdir(parents=True, exist_ok=True)
+        received = 0
+
+        def once(client: httpx.Client) -> Download:
+            nonlocal received
+            result = _download_once(client, url, part, progress)
+            received += result.received
+            return result
+
+        result = self._retrying(url, once)
+        return Download(result.path, result.size, result.sha512, result.resumed_from, received)
+
+    def _retrying(self, url, call):
+        try:
+            for attempt in stamina.retry_context(
+                on=_retryable,
+                attempts=self.options.attempts,
+                timeout=self.options.retry_for,
+                wait_initial=self.options.wait_initial,
+                wait_max=self.options.wait_max,
+            ):
+                with attempt:
+                    client = self.client
+                    try:
+                        return call(client)
+                    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError):
+                        self._renew(client)
+                        raise
+        except _Transient as exc:
+            raise NetError(url, exc.reason, exc.status) from None
+        except httpx.HTTPError as exc:
+            raise NetError(url, _describe(exc)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _renew(self, broken: httpx.Client) -> None:
+        # httpcore 1.0.x keeps a pool slot forever when TLS fails inside a CONNECT tunnel
+        # (encode/httpcore#1023); after a connect failure, go on with a fresh pool. The old
+        # client may still serve other threads' requests, so it is closed only in close().
+        with self._lock:
+            if self.client is broken:
+                self._retired.append(broken)
+                self.client = make_client(self.options)
+
+
+def make_client(options: NetOptions) -> httpx.Client:
+    verify: ssl.SSLContext | bool = True
+    if options.ca_cert is not None:
+        try:
+            verify = ssl.create_default_context(cafile=str(options.ca_cert))
+        except (OSError, ssl.SSLError) as exc:
+            raise FleetgapError(f"cannot use CA bundle {options.ca_cert}: {exc}") from None
+    try:
+        return httpx.Client(
+            proxy=options.proxy,
+            verify=verify,
+            timeout=httpx.Timeout(options.timeout),
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(
+                max_connections=options.connections,
+                max_keepalive_connections=options.connections,
+            ),
+        )
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise FleetgapError(f"bad proxy URL {options.proxy!r}: {exc}") from None
+
+
+def part_meta(part: Path) -> Path:
+    return part.with_name(part.name + ".meta")
+
+
+def discard_part(part: Path) -> None:
+    """Forget a partial download (e.g. after it failed verification)."""
+    for path in (part, part_meta(part)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+class _Transient(Exception):
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, httpx.ConnectError) and _is_tls_verification(exc):
+        return False  # an untrusted certificate stays untrusted
+    return isinstance(exc, _Transient | httpx.TransportError)
+
+
+def _is_tls_verification(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if status in _RETRY_STATUSES:
+        raise _Transient(reason, status)
+    raise NetError(url, reason, status)
+
+
+def _download_once(
+    client: httpx.Client, url: str, part: Path, progress: Progress | None
+) -> Download:
+    meta = part_meta(part)
+    offset = part.stat().st_size if part.exists() else 0
+    validator = _read_validator(meta, url) if offset else None
+    if validator is None:
+        offset = 0
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers |= {"Range": f"bytes={offset}-", "If-Range": validator}
+    with client.stream("GET", url, headers=headers) as response:
+        if response.status_code == 416 and offset:
+            _, _, total = _content_range(response)
+            if total == offset:  # the part was already complete
+                if progress:
+                    progress.start(total, total)
+                return Download(part, offset, _hash_file(part).hexdigest(), offset, 0)
+            discard_part(part)
+            raise _Transient("local partial file is longer than the remote one")
+        _check_status(response, url)
+        encoding = response.headers.get("content-encoding", "identity").lower()
+        if encoding != "identity":
+            raise NetError(url, f"server sent Content-Encoding {encoding}; expected raw bytes")
+        if response.status_code == 206 and offset:
+            start, _, total = _content_range(response)
+            if start != offset:
+                discard_part(part)
+                raise _Transient(f"server resumed at byte {start}, asked for {offset}")
+            digest = _hash_file(part)
+            mode = "ab"
+        else:
+            offset, mode, digest = 0, "wb", hashlib.sha512()
+            length = response.headers.get("content-length")
+            total = int(length) if length and length.isdigit() else None
+            _write_validator(meta, url, response)
+        if progress:
+            progress.start(total, offset)
+        received = 0
+        with open(part, mode) as handle:
+            for chunk in response.iter_raw():
+                handle.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if progress:
+                    progress.advance(len(chunk))
+    size = offset + received
+    if total is not None and size != total:
+        raise _Transient(f"connection closed after {size} of {total} bytes")
+    return Download(part, size, digest.hexdigest(), offset, received)
+
+
+def _content_range(response: httpx.Response) -> tuple[int | None, int | None, int | None]:
+    match = _CONTENT_RANGE.match(response.headers.get("content-range", "").strip())
+    if not match:
+        raise _Transient("missing or malformed Content-Range")
+    start, end, total = match.groups()
+    as_int = lambda v: int(v) if v and v != "*" else None  # noqa: E731
+    return as_int(start), as_int(end), as_int(total)
+
+
+def _read_validator(meta: Path, url: str) -> str | None:
+    try:
+        saved = json.loads(meta.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("url") != url:
+        return None
+    validator = saved.get("validator")
+    return validator if isinstance(validator, str) and validator else None
+
+
+def _write_validator(meta: Path, url: str, response: httpx.Response) -> None:
+    etag = response.headers.get("etag", "")
+    # If-Range needs a strong validator: a weak ETag would never match (RFC 9110 §13.1.5).
+    validator = (
+        etag if etag and not etag.startswith("W/") else response.headers.get("last-modified")
+    )
+    if validator:
+        meta.write_text(json.dumps({"url": url, "validator": validator}), "utf-8")
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            meta.unlink()
+
+
+def _hash_file(path: Path):
+    digest = hashlib.sha512()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text

@@ -1,0 +1,101 @@
+"""The data directory (DESIGN.md "The data directory") and atomic placement into it.
+
+    DATA/packages/   EPR package zips (+ .sig)
+    DATA/downloads/  Elastic's artifact layout, served under /downloads/
+    DATA/keys/       PGP public keys
+    DATA/state/      derived or append-only state; partial downloads live in state/incoming/
+
+Writers build a file elsewhere and `os.replace` it into place, so a reader (the server, an
+agent) never sees half a file. Names a reader must never see end in `.part` or `.tmp`, or start
+with a dot; `is_temporary_name` is the one test for that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".meta")
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """One fleetgap data directory; the properties are its well-known sub-folders."""
+
+    root: Path
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def incoming(self) -> Path:
+        """Where unverified downloads wait (never under downloads/, so never served)."""
+        return self.state / "incoming"
+
+    def ensure(self) -> DataDir:
+        for folder in (self.packages, self.downloads, self.keys, self.state, self.incoming):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def is_temporary_name(name: str) -> bool:
+    """True for names that are work in progress and must never be listed or served."""
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary_beside(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+
+def place_file(source: Path, dest: Path) -> None:
+    """Move a finished file to `dest` atomically (copying first if on another filesystem)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, dest)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    with _temporary_beside(dest) as tmp:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    source.unlink()
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A hidden temporary name in the destination's folder, removed if not renamed away."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
