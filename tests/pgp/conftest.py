@@ -13,12 +13,14 @@ from pathlib import Path
 import pysequoia
 import pytest
 import trustme
+from click.testing import CliRunner
 from pgp_servers import TLS, run_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from fleetgap.cli import main
 from fleetgap.pgp.keys import SecretKey
 
 DROP = "elastic-agent/internal/pkg/agent/application/upgrade/artifact/download/fs/testdata/drop"
@@ -58,9 +60,22 @@ def elastic_key_file(compat: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def signing_key() -> SecretKey:
-    """One RSA-4096 key for the session (generation takes seconds)."""
-    return SecretKey.generate("fleetgap test signer <test@example.org>")
+def generated_key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """One RSA-4096 key for the session, made by `fleetgap keys generate` (takes seconds)."""
+    folder = tmp_path_factory.mktemp("signer")
+    secret = folder / "signer.asc"
+    result = CliRunner().invoke(
+        main,
+        ["keys", "generate", "--uid", "fleetgap test signer <test@example.org>"]
+        + ["--secret", str(secret)],
+    )
+    assert result.exit_code == 0, result.output
+    return secret, folder / "signer.asc.pub", result.output
+
+
+@pytest.fixture(scope="session")
+def signing_key(generated_key_files: tuple[Path, Path, str]) -> SecretKey:
+    return SecretKey.read(generated_key_files[0])
 
 
 @pytest.fixture(scope="session")
