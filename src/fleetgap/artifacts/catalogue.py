@@ -157,6 +157,9 @@ def _build(documents: list[tuple[str, Any]]) -> Catalogue:
     for origin, document in documents:
         if not isinstance(document, Mapping):
             raise FleetgapError(f"catalogue {origin}: expected a mapping at the top")
+        for key in ("platforms", "products"):
+            if not isinstance(document.get(key) or {}, Mapping):
+                raise FleetgapError(f"catalogue {origin}: '{key}' must be a mapping")
         for platform, spelled in (document.get("platforms") or {}).items():
             if not isinstance(spelled, Mapping) or not all(
                 isinstance(v, str) and _NAME.match(v) for v in spelled.values()
@@ -187,11 +190,16 @@ def _product(
     if not directory or any(not _NAME.match(part) for part in directory.split("/")):
         raise FleetgapError(f"{where}: 'directory' must be a relative path like beats/filebeat")
     offers = []
+    if not isinstance(body.get("platforms") or {}, Mapping):
+        raise FleetgapError(f"{where}: 'platforms' must be a mapping")
     for platform, entry in (body.get("platforms") or {}).items():
         if platform not in suffixes:
             raise FleetgapError(f"{where}: unknown platform {platform}")
         spec = entry if isinstance(entry, Mapping) else {"types": entry}
-        types = tuple(str(t) for t in spec.get("types") or ())
+        raw_types = spec.get("types") or ()
+        if not isinstance(raw_types, list | tuple):
+            raise FleetgapError(f"{where}: {platform}: package types must be a list")
+        types = tuple(str(t) for t in raw_types)
         unknown = [t for t in types if t not in suffixes[platform]]
         if unknown:
             raise FleetgapError(f"{where}: {platform} has no package type {', '.join(unknown)}")

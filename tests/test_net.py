@@ -1,0 +1,217 @@
+"""fleetgap.net against real servers on 127.0.0.1: resume, If-Range, retries, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+
+from artifacts.conftest import Recorder, ServerThread, serve_downloads
+from fleetgap.errors import FleetgapError
+from fleetgap.net import Net, NetError, NetOptions, part_meta
+
+SIZE = 3 << 20
+QUICK = NetOptions(attempts=4, wait_initial=0.01, wait_max=0.02, timeout=10)
+
+
+@pytest.fixture
+def origin(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    content = os.urandom(SIZE)
+    (root / "big.bin").write_bytes(content)
+    (root / "small.txt").write_bytes(b"hello\n")
+    recorder, server = serve_downloads(root)
+    with server:
+        yield server, recorder, root, content
+
+
+def test_fresh_download_hashes_and_remembers_a_validator(origin, tmp_path):
+    server, recorder, _, content = origin
+    part = tmp_path / "in" / "big.bin.part"
+    url = f"{server.url}/downloads/big.bin"
+    with Net(QUICK) as net:
+        got = net.download(url, part)
+    assert part.read_bytes() == content
+    assert (got.size, got.resumed_from, got.received) == (SIZE, 0, SIZE)
+    assert got.sha512 == hashlib.sha512(content).hexdigest()
+    meta = json.loads(part_meta(part).read_text())
+    assert meta["url"] == url and meta["validator"].startswith('"')
+
+
+def test_resume_sends_range_and_if_range_and_fetches_only_the_rest(origin, tmp_path):
+    server, recorder, _, content = origin
+    url = f"{server.url}/downloads/big.bin"
+    part = tmp_path / "big.bin.part"
+    etag = httpx.head(url).headers["etag"]
+    part.write_bytes(content[:1000])
+    part_meta(part).write_text(json.dumps({"url": url, "validator": etag}))
+    recorder.clear()
+    with Net(QUICK) as net:
+        got = net.download(url, part)
+    (hit,) = recorder.for_path("big.bin")
+    assert (hit.range, hit.status, hit.sent) == ("bytes=1000-", 206, SIZE - 1000)
+    assert (got.resumed_from, got.received) == (1000, SIZE - 1000)
+    assert part.read_bytes() == content
+    assert got.sha512 == hashlib.sha512(content).hexdigest()
+
+
+def test_changed_upstream_restarts_from_zero(origin, tmp_path):
+    server, recorder, _, content = origin
+    url = f"{server.url}/downloads/big.bin"
+    part = tmp_path / "big.bin.part"
+    part.write_bytes(b"old bytes of an older build")
+    part_meta(part).write_text(json.dumps({"url": url, "validator": '"stale-etag"'}))
+    with Net(QUICK) as net:
+        got = net.download(url, part)
+    (hit,) = recorder.for_path("big.bin")
+    assert hit.status == 200 and hit.sent == SIZE
+    assert part.read_bytes() == content and got.resumed_from == 0
+
+
+def test_part_without_validator_is_not_trusted(origin, tmp_path):
+    server, recorder, _, content = origin
+    part = tmp_path / "big.bin.part"
+    part.write_bytes(content[:5000])
+    with Net(QUICK) as net:
+        net.download(f"{server.url}/downloads/big.bin", part)
+    (hit,) = recorder.for_path("big.bin")
+    assert hit.range is None and hit.sent == SIZE
+
+
+def test_complete_part_is_not_fetched_again(origin, tmp_path):
+    server, recorder, _, content = origin
+    url = f"{server.url}/downloads/big.bin"
+    part = tmp_path / "big.bin.part"
+    part.write_bytes(content)
+    part_meta(part).write_text(
+        json.dumps({"url": url, "validator": httpx.head(url).headers["etag"]})
+    )
+    recorder.clear()
+    with Net(QUICK) as net:
+        got = net.download(url, part)
+    (hit,) = recorder.for_path("big.bin")
+    assert hit.status == 416 and got.received == 0
+    assert got.sha512 == hashlib.sha512(content).hexdigest()
+
+
+def test_missing_file_fails_at_once_without_retries(origin, tmp_path):
+    server, recorder, _, _ = origin
+    with Net(QUICK) as net, pytest.raises(NetError) as caught:
+        net.get_bytes(f"{server.url}/downloads/nope.asc")
+    assert caught.value.status == 404
+    assert "HTTP 404" in str(caught.value)
+    assert len(recorder.for_path("nope.asc")) == 1
+
+
+def test_small_files_and_sizes(origin):
+    server, _, _, _ = origin
+    with Net(QUICK) as net:
+        assert net.get_bytes(f"{server.url}/downloads/small.txt") == b"hello\n"
+        assert net.content_length(f"{server.url}/downloads/big.bin") == SIZE
+        with pytest.raises(NetError, match="larger than 10 bytes"):
+            net.get_bytes(f"{server.url}/downloads/big.bin", limit=10)
+
+
+class Flaky:
+    """Answers 503 twice, then cuts the body short once, then behaves."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.calls = 0
+
+    def app(self):
+        async def endpoint(request):
+            self.calls += 1
+            if self.calls <= 2:
+                return Response("busy", status_code=503)
+            return FileResponse(self.path)
+
+        return Starlette(routes=[Route("/f", endpoint)])
+
+
+def test_5xx_is_retried_then_succeeds(tmp_path):
+    file = tmp_path / "f"
+    file.write_bytes(b"x" * 1000)
+    flaky = Flaky(file)
+    with ServerThread(flaky.app()) as server, Net(QUICK) as net:
+        got = net.download(f"{server.url}/f", tmp_path / "f.part")
+    assert flaky.calls == 3 and got.size == 1000
+
+
+def test_connection_cut_mid_body_is_resumed_by_the_retry(tmp_path):
+    content = os.urandom(1 << 20)
+    file = tmp_path / "f"
+    file.write_bytes(content)
+    inner = Starlette(routes=[Mount("/", app=_file_app(file))])
+    recorder = Recorder(inner)
+    state = {"cut": False}
+
+    async def cutting(scope, receive, send):
+        if scope["type"] == "http" and not state["cut"]:
+            state["cut"] = True
+            sent = 0
+
+            async def half(message):
+                nonlocal sent
+                if message["type"] == "http.response.body":
+                    if sent > len(content) // 2:
+                        raise RuntimeError("connection lost")
+                    sent += len(message.get("body", b""))
+                await send(message)
+
+            return await recorder(scope, receive, half)
+        return await recorder(scope, receive, send)
+
+    with ServerThread(cutting) as server, Net(QUICK) as net:
+        got = net.download(f"{server.url}/f", tmp_path / "f.part")
+    assert got.sha512 == hashlib.sha512(content).hexdigest()
+    first, second = recorder.hits
+    assert first.range is None and second.range is not None
+    assert second.range == f"bytes={got.resumed_from}-" and got.resumed_from > 0
+
+
+def _file_app(file: Path):
+    class _Small(FileResponse):
+        chunk_size = 64 * 1024
+
+    async def endpoint(request):
+        return _Small(file)
+
+    return Starlette(routes=[Route("/f", endpoint)])
+
+
+def test_unusable_ca_bundle_is_a_clear_error(tmp_path):
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(FleetgapError, match="cannot use CA bundle"):
+        Net(NetOptions(ca_cert=bad))
+
+
+def test_untrusted_certificate_is_not_retried(tmp_path):
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "a").write_text("a")
+    recorder, server = serve_downloads(
+        tmp_path / "root", ssl_context_files=(str(cert_file), str(key_file))
+    )
+    with server, Net(QUICK) as net:
+        with pytest.raises(NetError, match="CERTIFICATE_VERIFY_FAILED"):
+            net.get_bytes(f"{server.url}/downloads/a")
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        with Net(NetOptions(ca_cert=ca_file)) as trusting:
+            assert trusting.get_bytes(f"{server.url}/downloads/a") == b"a"
