@@ -280,6 +280,27 @@ def test_watcher_picks_up_added_and_removed_packages(empty_dir: Path, tmp_path: 
         assert server.process.poll() is None
 
 
+def test_sighup_respawns_workers_that_rescan_the_package_paths(
+    empty_dir: Path, tmp_path: Path
+) -> None:
+    packages = tmp_path / "p"
+    copy_sample("fleetgap_hello", packages)
+    (empty_dir / "config.yml").write_text(f"package_paths: [{packages}]\n")
+    with fleetgap_serve(*NO_SIGNATURES, cwd=empty_dir, log_dir=tmp_path) as server:
+        copy_sample("fleetgap_tcp_events", packages)
+        assert search_names(server) == {"fleetgap_hello"}  # no watcher: not seen yet
+        server.process.send_signal(signal.SIGHUP)
+        eventually(lambda: len(_names_or_empty(server)) == 2, "rescan after SIGHUP")
+        assert server.process.poll() is None
+
+
+def _names_or_empty(server: Server) -> set[str]:
+    try:
+        return search_names(server)
+    except httpx.HTTPError:  # between the old worker stopping and the new one starting
+        return set()
+
+
 # --- dry run, errors ------------------------------------------------------------------------
 
 

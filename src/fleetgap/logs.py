@@ -82,6 +82,7 @@ class EcsFormatter(logging.Formatter):
     def __init__(self, service_name: str = "package-registry") -> None:
         super().__init__()
         self.service_name = service_name
+        self.environment = os.environ.get("ELASTIC_APM_ENVIRONMENT", "")
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
@@ -105,6 +106,8 @@ class EcsFormatter(logging.Formatter):
             document["error.stack_trace"] = self.formatException(record.exc_info)
         document["service.name"] = self.service_name
         document["service.version"] = __version__
+        if self.environment:
+            document["service.environment"] = self.environment
         document["ecs.version"] = ECS_VERSION
         return json.dumps(document, ensure_ascii=False, default=str)
 

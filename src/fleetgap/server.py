@@ -250,10 +250,18 @@ def _run_granian(settings: Settings, index: PackageIndex) -> int:
         log_access=False,
         **tls,  # type: ignore[arg-type]
     )
+    server.on_reload(_forget_preloaded)
     log.info("Package registry started")
     server.serve(target_loader=functools.partial(_worker_app, settings), wrap_loader=False)
     log.info("Package registry stopped")
     return 0
+
+
+def _forget_preloaded() -> None:
+    """SIGHUP: Granian respawns its workers; they re-read the package paths."""
+    global _PRELOADED
+    log.info("Reloading: workers will rescan the package paths")
+    _PRELOADED = None
 
 
 def _worker_app(settings: Settings) -> ASGIApp:
