@@ -15,7 +15,7 @@ from fleetgap.packages import schema
 from fleetgap.packages.fs import PackageFS
 from fleetgap.packages.model import PackageError
 from fleetgap.packages.tables import INGESTION_METHODS
-from fleetgap.packages.yamlcfg import load_yaml, read_yaml_object
+from fleetgap.packages.yamlcfg import ManifestLoader, load_yaml, read_yaml_object
 
 VALID_TYPES = ("logs", "metrics", "synthetics", "traces")
 DEFAULT_PIPELINE_FILES = ("default.json", "default.yml")
@@ -114,24 +114,22 @@ def _validate_pipeline(fs: PackageFS, directory: str, name: str, where: str) -> 
 
 
 def _validate_required_fields(fs: PackageFS, directory: str, where: str) -> None:
-    fields: list[dict[str, Any]] = []
+    entries: list[_Entry] = []
     for path in fs.glob(f"{directory}/*"):
         info = fs.stat(path)
         if info is None or info.is_dir:
             raise PackageError(f"{where}: reading file failed (path: {path})")
         try:
-            entries = load_yaml(fs.read(path))
-        except yaml.YAMLError as exc:
-            raise PackageError(f"{where}: unmarshaling file failed (path: {path}): {exc}") from None
-        if entries is None:
-            continue
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise PackageError(f"{where}: unmarshaling file failed (path: {path})")
-        fields.extend(_flatten(e) for e in entries)
+            entries.extend(_field_entries(fs.read(path)))
+        except (yaml.YAMLError, ValueError) as exc:
+            reason = " ".join(str(exc).split())
+            raise PackageError(
+                f"{where}: unmarshaling file failed (path: {path}): {reason}"
+            ) from None
     for name, expected in REQUIRED_FIELDS:
-        found = _find_field(fields, name)
+        found = _find_field(entries, name)
         if found is None:
-            found = _find_nested_field(fields, name)
+            found = _find_nested_field(entries, name)
         if found is None:
             raise PackageError(
                 f"{where}: validating required fields failed: field '{name}' not found"
@@ -144,38 +142,71 @@ def _validate_required_fields(fs: PackageFS, directory: str, where: str) -> None
             )
 
 
-def _flatten(entry: dict[Any, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in entry.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, full + "."))
-        else:
-            flat[full] = value
-    return flat
+# A fields entry reduced to what the check reads: whether it has a `name` key, its `name`
+# and `type` when they are strings (None otherwise), and the nodes of its `fields` list.
+_Entry = tuple[bool, str | None, str | None, list | None]
+_STR = "tag:yaml.org,2002:str"
 
 
-def _find_field(fields: list[dict[str, Any]], name: str) -> str | None:
-    """The type of the field called `name`; "" when it has no type; None when absent."""
-    for entry in fields:
-        if entry.get("name") != name:
+def _field_entries(data: bytes) -> list[_Entry]:
+    """The top-level entries of a fields file, read from the YAML node tree.
+
+    Fields files are the largest YAML in a package and only four names are looked up,
+    so the document is composed but not constructed into Python objects.
+    """
+    root = yaml.compose(data, Loader=ManifestLoader)  # noqa: S506 - a SafeLoader subclass
+    if root is None:
+        return []
+    if not isinstance(root, yaml.SequenceNode):
+        raise ValueError("expected a list of fields")
+    return [_entry(item) for item in root.value]
+
+
+def _entry(node: yaml.Node) -> _Entry:
+    if not isinstance(node, yaml.MappingNode):
+        raise ValueError("expected a field definition object")
+    has_name, name, kind, children = False, None, None, None
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
             continue
-        kind = entry.get("type")
-        return "" if kind is None else str(kind)
+        is_text = isinstance(value, yaml.ScalarNode) and value.tag == _STR
+        if key.value == "name":
+            has_name, name = True, value.value if is_text else None
+        elif key.value == "type":
+            kind = value.value if is_text else None
+        elif key.value == "fields":
+            children = value.value if isinstance(value, yaml.SequenceNode) else None
+    return has_name, name, kind, children
+
+
+def _find_field(entries: list[_Entry], name: str) -> str | None:
+    """The type of the field called `name`; "" when it has no type; None when absent.
+
+    As in Go, an entry without a `name` key makes the lookup fail.
+    """
+    for has_name, entry_name, kind, _ in entries:
+        if not has_name:
+            return None
+        if entry_name == name:
+            return kind or ""
     return None
 
 
-def _find_nested_field(fields: list[dict[str, Any]], name: str) -> str | None:
+def _find_nested_field(entries: list[_Entry], name: str) -> str | None:
     """`data_stream.type` declared as a group `data_stream` with `fields: [{name: type}]`."""
     *groups, last = name.split(".")
-    current = fields
+    current = entries
     for group in groups:
-        for entry in current:
-            if entry.get("name") == group:
-                children = entry.get("fields")
-                if not isinstance(children, list):
+        for has_name, entry_name, _, children in current:
+            if not has_name:
+                return None
+            if entry_name == group:
+                if children is None:
                     return None
-                current = [_flatten(c) for c in children if isinstance(c, dict)]
+                try:
+                    current = [_entry(child) for child in children]
+                except ValueError:
+                    return None
                 break
         else:
             return None

@@ -49,9 +49,11 @@ def match(pattern: str, name: str) -> bool:
     """Go `path.Match`: `*` and `?` never cross a `/`."""
     pattern_parts = pattern.split("/")
     name_parts = name.split("/")
-    if len(pattern_parts) != len(name_parts):
-        return False
-    return all(fnmatchcase(n, p) for p, n in zip(pattern_parts, name_parts, strict=True))
+    return len(pattern_parts) == len(name_parts) and _match_parts(pattern_parts, name_parts)
+
+
+def _match_parts(pattern: list[str], name: list[str]) -> bool:
+    return all(p == "*" or p == n or fnmatchcase(n, p) for p, n in zip(pattern, name, strict=True))
 
 
 def clean_relative(name: str) -> str | None:
@@ -161,6 +163,10 @@ class ZipFS:
             self._zip.close()
             raise
         prefix = self.root + "/"
+        # (cleaned name split in parts, name as glob returns it) for every entry, in order
+        self._glob_entries = [
+            (info.filename.rstrip("/").split("/"), info.filename) for info in self._infos
+        ]
         self._files: dict[str, zipfile.ZipInfo] = {}
         self._dirs: set[str] = {"."}
         for info in self._infos:
@@ -216,12 +222,12 @@ class ZipFS:
                 yield name, FileInfo(info.is_dir(), info.file_size, _zip_mtime(info))
 
     def glob(self, pattern: str) -> list[str]:
-        full = f"{self.root}/{pattern}"
+        wanted = [self.root, *pattern.split("/")]
         prefix = self.root + "/"
         return [
-            info.filename[len(prefix) :] if info.filename.startswith(prefix) else info.filename
-            for info in self._infos
-            if match(full, str(PurePosixPath(info.filename)))
+            name[len(prefix) :] if name.startswith(prefix) else name
+            for parts, name in self._glob_entries
+            if len(parts) == len(wanted) and _match_parts(wanted, parts)
         ]
 
     def close(self) -> None:
