@@ -376,7 +376,8 @@ def version_requested(flags: Mapping[str, object], environ: Mapping[str, str]) -
     raw = flags.get("version")
     if raw is None:
         raw = environ.get("EPR_VERSION", "false")
-    return raw is True or _parse(FLAGS[0], str(raw), "-version") is True
+    version_flag = next(flag for flag in FLAGS if flag.name == "version")
+    return raw is True or _parse(version_flag, str(raw), "-version") is True
 
 
 def _parse(flag: Flag, raw: str, where: str) -> object:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from fleetgap import __version__
+from fleetgap import __version__, logs
 from fleetgap.config import COMPAT_VERSION, Settings, split_address
 from fleetgap.errors import FleetgapError
 from fleetgap.packages.index import LoadOptions, PackageIndex, load_index
@@ -39,14 +39,13 @@ _TLS_VERSIONS = {
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
 
-# The index the main process loaded, inherited by forked Granian workers.
+# `fleetgap.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
+# is set (see metrics.py). The index the main process loaded, inherited by forked workers:
 _PRELOADED: PackageIndex | None = None
 
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (or, with dry_run, load and report). Returns the exit code."""
-    from fleetgap import logs
-
     logs.configure(settings)
     _log_startup(settings)
     index = load_packages(settings)
@@ -70,8 +69,6 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
 
     Further route families (DATA/keys, DATA/downloads) are added here.
     """
-    from fleetgap import logs
-
     app = create_app(settings, holder)
     if settings.metrics_address:
         from fleetgap import metrics
@@ -226,8 +223,6 @@ def _metrics_listener(settings: Settings, index: PackageIndex) -> Iterator[None]
 def _run_granian(settings: Settings, index: PackageIndex) -> int:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
-
-    from fleetgap import logs
 
     global _PRELOADED
     _PRELOADED = index
