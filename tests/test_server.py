@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -232,6 +233,19 @@ def test_tls_default_minimum_is_1_2(
     with fleetgap_serve(env=env, cwd=empty_dir, log_dir=tmp_path, scheme="https") as server:
         results = [tls_get(ca, server.url, version) for version in VERSIONS]
     assert results == ["refused", "refused", 200, 200]
+
+
+def test_uvicorn_answers_long_queries_as_go_does(empty_dir: Path, tmp_path: Path) -> None:
+    # Go accepts a request head up to 1 MiB; h11's own limit is 16 KiB.
+    with fleetgap_serve("--server", "uvicorn", cwd=empty_dir, log_dir=tmp_path) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(
+                b"GET /search?x=" + b"a" * 900_000 + b" HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            head = client.recv(64)
+    assert head.startswith(b"HTTP/1.1 200 ")
 
 
 # --- metrics ------------------------------------------------------------------------------

@@ -281,6 +281,9 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        # Go's http.DefaultMaxHeaderBytes (1 MiB) for the request line and headers; h11's
+        # own default (16 KiB) would refuse long search queries that Go answers.
+        h11_max_incomplete_event_size=1 << 20,
         ssl_certfile=settings.tls_cert if settings.tls else None,
         ssl_keyfile=settings.tls_key if settings.tls else None,
         ssl_context_factory=functools.partial(_ssl_context, settings) if settings.tls else None,
