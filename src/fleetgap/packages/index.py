@@ -10,19 +10,21 @@ and the reason; every other package is still served.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleetgap.packages.loader import read_package
+from fleetgap.packages.loader import LoadedModel, package_from_model, read_model
 from fleetgap.packages.model import Package, PackageError
 from fleetgap.packages.render import render_package
 from fleetgap.semver import SemverError, Version
 
 log = logging.getLogger("fleetgap.packages")
 
+PROCESS_POOL_MIN = 200  # below this, starting worker processes costs more than it saves
 SignatureCheck = Callable[[Path, Path], None]  # (package path, .sig path); raises on failure
 
 
@@ -125,28 +127,39 @@ def _load_all(
     check: SignatureCheck | None,
     refused: list[Refusal],
 ) -> list[Package]:
-    def load(path: Path) -> Package | Refusal:
-        try:
-            package = read_package(path, validate=options.validate)
-            _check_signature(package, options, check)
-            return package
-        except PackageError as exc:
-            return Refusal(path, str(exc))
-
-    workers = max(1, options.workers)
-    if workers == 1 or len(paths) < 2:
-        results = [load(p) for p in paths]
+    """Read every package; in worker processes when there are many (YAML is CPU-bound)."""
+    if options.workers > 1 and len(paths) >= PROCESS_POOL_MIN:
+        # spawn, not fork: the watcher reloads from a thread of a running server
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+            chunk = max(1, len(paths) // (options.workers * 8))
+            models = list(
+                pool.map(_read_one, paths, [options.validate] * len(paths), chunksize=chunk)
+            )
     else:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(load, paths))
+        models = [_read_one(path, options.validate) for path in paths]
     packages = []
-    for result in results:
-        if isinstance(result, Refusal):
-            log.warning("package refused: %s: %s", result.path, result.reason)
-            refused.append(result)
-        else:
-            packages.append(result)
+    for path, loaded in zip(paths, models, strict=True):
+        try:
+            if isinstance(loaded, Refusal):
+                raise PackageError(loaded.reason)
+            for warning in loaded.warnings:
+                log.warning("%s", warning)
+            package = package_from_model(path, loaded)
+            _check_signature(package, options, check)
+        except PackageError as exc:
+            log.warning("package refused: %s: %s", path, exc)
+            refused.append(Refusal(path, str(exc)))
+            continue
+        packages.append(package)
     return packages
+
+
+def _read_one(path: Path, validate: bool) -> LoadedModel | Refusal:
+    try:
+        return read_model(path, validate=validate)
+    except PackageError as exc:
+        return Refusal(path, str(exc))
 
 
 def _check_signature(package: Package, options: LoadOptions, check: SignatureCheck | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,33 @@ def open_package_fs(path: Path) -> PackageFS:
     return DirectoryFS(path)
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """What reading a package yields before it becomes a `Package` (plain data: it crosses
+    process boundaries when several workers load)."""
+
+    model: dict[str, Any]
+    is_zip: bool
+    warnings: tuple[str, ...] = ()
+
+
 def read_package(path: Path, *, validate: bool = True) -> Package:
     """Load the package at `path` (a version directory or a .zip file)."""
+    loaded = read_model(path, validate=validate)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    return package_from_model(path, loaded)
+
+
+def read_model(path: Path, *, validate: bool = True) -> LoadedModel:
+    """Read and check the package at `path`; raises PackageError with the reason."""
     try:
         fs = open_package_fs(path)
     except PackageFSError as exc:
         raise PackageError(str(exc)) from exc
     try:
-        return _read(path, fs, validate)
+        model, warnings = _read(path, fs, validate)
+        return LoadedModel(model, isinstance(fs, ZipFS), tuple(warnings))
     except (PackageFSError, schema.SchemaError, yaml.YAMLError) as exc:
         raise PackageError(_one_line(exc)) from exc
     except OSError as exc:
@@ -52,7 +72,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def _read(path: Path, fs: PackageFS, validate: bool) -> Package:
+def _read(path: Path, fs: PackageFS, validate: bool) -> tuple[dict[str, Any], list[str]]:
     model = schema.decode(schema.MANIFEST, read_yaml_object(fs, "manifest.yml"))
     name = model.get("name", "")
     version = model.get("version", "")
@@ -82,13 +102,7 @@ def _read(path: Path, fs: PackageFS, validate: bool) -> Package:
         subscription = model.get("conditions", {}).get("elastic", {}).get("subscription")
         model["license"] = subscription or "basic"
 
-    semver = _strict(version, "invalid package version")
-    kibana = _constraint(model, "kibana", "Kibana")
-    agent = _constraint(model, "agent", "Agent")
-    spec = None
-    if model.get("format_version"):
-        format_version = _strict(model["format_version"], "invalid format spec version")
-        spec = Version.parse_strict(f"{format_version.major}.{format_version.minor}.0")
+    semver, _, _, _ = _typed(model)
 
     _set_image_paths(model.get("icons", []), prefix)
     _set_image_paths(model.get("screenshots", []), prefix)
@@ -111,31 +125,24 @@ def _read(path: Path, fs: PackageFS, validate: bool) -> Package:
         for ds_path in datastream.data_stream_paths(fs)
     ]
 
-    signature = Path(str(path) + ".sig")
-    signature_file = signature if signature.is_file() else None
-    if signature_file is not None:
+    if Path(str(path) + ".sig").is_file():
         model["signature_path"] = model["download"] + ".sig"
 
-    known = [c for c in model.get("categories", []) if c in CATEGORIES]
-    for unknown in [c for c in model.get("categories", []) if c not in CATEGORIES]:
-        log.warning(
-            "package %s-%s uses an unknown category, will be ignored: %s", name, version, unknown
-        )
-    model["categories"] = known
+    categories = model.get("categories", [])
+    model["categories"] = [c for c in categories if c in CATEGORIES]
+    warnings = [
+        f"package {name}-{version} uses an unknown category, will be ignored: {c}"
+        for c in categories
+        if c not in CATEGORIES
+    ]
+    return model, warnings
 
-    return _package(model, path, fs, semver, kibana, agent, spec, signature_file)
 
-
-def _package(
-    model: dict[str, Any],
-    path: Path,
-    fs: PackageFS,
-    semver: Version,
-    kibana: Constraints | None,
-    agent: Constraints | None,
-    spec: Version | None,
-    signature_file: Path | None,
-) -> Package:
+def package_from_model(path: Path, loaded: LoadedModel) -> Package:
+    """The typed `Package` of a model `read_model` accepted."""
+    model = loaded.model
+    semver, kibana, agent, spec = _typed(model)
+    signature = Path(str(path) + ".sig")
     templates = model.get("policy_templates", [])
     conditions = model.get("conditions", {})
     capabilities = conditions.get("elastic", {}).get("capabilities")
@@ -157,10 +164,24 @@ def _package(
         discovery_fields=tuple(f["name"] for f in discovery.get("fields", [])),
         discovery_datasets=tuple(d["name"] for d in discovery.get("datasets", [])),
         base_path=path,
-        is_zip=isinstance(fs, ZipFS),
-        signature_file=signature_file,
+        is_zip=loaded.is_zip,
+        signature_file=signature if "signature_path" in model else None,
         model=model,
     )
+
+
+def _typed(
+    model: dict[str, Any],
+) -> tuple[Version, Constraints | None, Constraints | None, Version | None]:
+    """Version, Kibana and agent constraints, and the spec version (major.minor.0)."""
+    semver = _strict(model.get("version", ""), "invalid package version")
+    kibana = _constraint(model, "kibana", "Kibana")
+    agent = _constraint(model, "agent", "Agent")
+    spec = None
+    if model.get("format_version"):
+        format_version = _strict(model["format_version"], "invalid format spec version")
+        spec = Version.parse_strict(f"{format_version.major}.{format_version.minor}.0")
+    return semver, kibana, agent, spec
 
 
 def default_release(version: Version) -> str:
