@@ -32,6 +32,7 @@ class PackageWatcher:
         self._thread = threading.Thread(target=self._run, name="package-watcher", daemon=True)
 
     def start(self) -> None:
+        log.info("Watching package paths for changes: %s", ", ".join(map(str, self.paths)))
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
