@@ -21,6 +21,7 @@ import pytest
 import trustme
 
 from fleetgap.config import sample_packages_path
+from fleetgap.watcher import PackageWatcher
 
 from serving import Server, fleetgap_serve, free_port
 
@@ -292,6 +293,20 @@ def test_watcher_picks_up_added_and_removed_packages(empty_dir: Path, tmp_path: 
         shutil.rmtree(packages / "fleetgap_hello")
         eventually(lambda: search_names(server) == {"fleetgap_http_status"}, "removal")
         assert server.process.poll() is None
+
+
+def test_watcher_batches_a_burst_of_changes_into_one_rescan(tmp_path: Path) -> None:
+    rescans: list[float] = []
+    watcher = PackageWatcher([tmp_path], lambda: rescans.append(time.monotonic()))
+    watcher.start()
+    try:
+        time.sleep(0.5)  # let the watch start
+        copy_sample("fleetgap_hello", tmp_path)  # about a dozen files and folders at once
+        eventually(lambda: len(rescans) >= 1, "a rescan")
+        time.sleep(2.5)  # longer than the quiet period: a second rescan would show up
+    finally:
+        watcher.stop()
+    assert len(rescans) == 1
 
 
 def test_sighup_respawns_workers_that_rescan_the_package_paths(
