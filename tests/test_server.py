@@ -78,7 +78,7 @@ def test_bare_serve_serves_the_sample_packages_and_says_so_first(
         assert zipped.status_code == 200 and zipped.content[:2] == b"PK"
         first = records(server)[0]
     assert "sample packages bundled with fleetgap" in first["message"]
-    assert first["log.level"] == "info"
+    assert first["log.level"] == "warn"  # also shown at -log-level warn
 
 
 def test_health_index_and_one_ecs_request_line(empty_dir: Path, tmp_path: Path) -> None:

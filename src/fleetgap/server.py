@@ -138,7 +138,8 @@ def _rescan(settings: Settings, holder: IndexHolder) -> None:
 
 def _log_startup(settings: Settings) -> None:
     if settings.sample_packages:
-        log.info(
+        # A warning: in production this means the config was not found (a missing mount).
+        log.warning(
             "No configuration found (no %s, no --data): serving the sample packages bundled "
             "with fleetgap from %s. Write a config.yml with package_paths, or pass --data, "
             "to serve your own.",
