@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import queue
 import re
 import ssl
 import threading
@@ -272,16 +273,52 @@ def _download_once(
             progress.start(total, offset)
         received = 0
         with open(part, mode) as handle:
-            for chunk in response.iter_raw():
-                handle.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                if progress:
-                    progress.advance(len(chunk))
+            writer = _HashingWriter(handle, digest)
+            try:
+                for chunk in response.iter_raw():
+                    writer.put(chunk)
+                    received += len(chunk)
+                    if progress:
+                        progress.advance(len(chunk))
+            finally:
+                writer.close()  # what arrived is on disk even when the connection broke
     size = offset + received
     if total is not None and size != total:
         raise _Transient(f"connection closed after {size} of {total} bytes")
     return Download(part, size, digest.hexdigest(), offset, received)
+
+
+class _HashingWriter:
+    """Writes and hashes chunks on a second thread, so receiving never waits for SHA-512
+    (hashlib and file writes release the GIL: the two run on two cores)."""
+
+    def __init__(self, handle, digest) -> None:
+        self._handle = handle
+        self._digest = digest
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._handle.write(chunk)
+                    self._digest.update(chunk)
+                except BaseException as exc:  # reported to the receiving thread
+                    self._error = exc
 
 
 def _content_range(response: httpx.Response) -> tuple[int | None, int | None, int | None]:

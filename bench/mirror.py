@@ -1,0 +1,176 @@
+"""Mirror throughput with verification on, against curl, from the same loopback server.
+
+    python bench/mirror.py [--size-mb 1024] [--files 4] [--parallel 1 4] [--server uvicorn]
+
+Publishes N signed agent archives (1 GB in total by default, RSA key made here) in a
+temporary directory, serves them with fleetgap's downloads app (uvicorn or granian in a
+separate process), then times in one run:
+  * curl fetching the same files (one process, one connection, no verification);
+  * `fleetgap artifacts mirror` (download + SHA-512 + PGP + atomic placement) per --parallel.
+Prints MB/s for each and the ratio to curl. Speed never fails anything; it is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PLATFORMS = ("linux-x86_64", "linux-arm64", "darwin-x86_64", "darwin-aarch64")
+VERSION = "9.1.0"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1024, help="total size of all files")
+    parser.add_argument("--files", type=int, default=4, choices=range(1, 5))
+    parser.add_argument("--parallel", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    if not shutil.which("curl"):
+        sys.exit("curl is needed for the comparison")
+
+    work = Path(tempfile.mkdtemp(prefix="fleetgap-bench-"))
+    try:
+        run(work, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, args: argparse.Namespace) -> None:
+    from fleetgap.pgp.keys import SecretKey
+    from fleetgap.pgp.signatures import sign_file
+
+    print(f"preparing {args.files} file(s), {args.size_mb} MB in total, in {work}", flush=True)
+    key = SecretKey.generate("fleetgap bench <bench@test.invalid>")
+    key_file = work / "bench-key.asc"
+    key_file.write_text(key.public_key.armored)
+    upstream = work / "upstream"
+    names = []
+    each = args.size_mb * (1 << 20) // args.files
+    for platform in PLATFORMS[: args.files]:
+        name = f"elastic-agent-{VERSION}-{platform}.tar.gz"
+        path = upstream / "beats/elastic-agent" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_pseudo_random(path, each)
+        digest = hashlib.sha512()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+        path.with_name(name + ".sha512").write_text(f"{digest.hexdigest()}  {name}\n")
+        sign_file(path, key)
+        names.append(name)
+    total = each * len(names)
+
+    port = free_port()
+    server = start_server(args.server, upstream, port)
+    try:
+        base = f"http://127.0.0.1:{port}/downloads/"
+        curl_seconds = time_curl(base, names, work / "curl")
+        curl_rate = total / 1e6 / curl_seconds
+        print(f"curl            {curl_rate:8.1f} MB/s  ({curl_seconds:.2f} s, no verification)")
+        for parallel in args.parallel:
+            seconds = time_mirror(base, key_file, work / f"data-{parallel}", parallel, args.files)
+            rate = total / 1e6 / seconds
+            print(
+                f"fleetgap -p {parallel:<3} {rate:8.1f} MB/s  ({seconds:.2f} s, sha512 + PGP + "
+                f"placement)  = {100 * rate / curl_rate:5.1f}% of curl",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def write_pseudo_random(path: Path, size: int) -> None:
+    block = os.urandom(1 << 24)
+    with open(path, "wb") as handle:
+        written = 0
+        counter = 0
+        while written < size:
+            # vary every block so the file is not trivially repetitive
+            chunk = counter.to_bytes(8, "big") + block[8 : min(len(block), size - written)]
+            handle.write(chunk[: size - written])
+            written += len(chunk[: size - written])
+            counter += 1
+
+
+def start_server(kind: str, upstream: Path, port: int) -> subprocess.Popen:
+    app_module = work_app_module(upstream)
+    env = {**os.environ, "PYTHONPATH": str(app_module.parent)}
+    if kind == "uvicorn":
+        command = [sys.executable, "-m", "uvicorn", "bench_app:app", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    else:
+        command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning", "bench_app:app"]  # fmt: skip
+    process = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{kind} did not start")
+
+
+def work_app_module(upstream: Path) -> Path:
+    module = upstream.parent / "app" / "bench_app.py"
+    module.parent.mkdir(exist_ok=True)
+    module.write_text(
+        "from pathlib import Path\n"
+        "from starlette.applications import Starlette\n"
+        "from starlette.routing import Mount\n"
+        "from fleetgap.artifacts.serving import downloads_app\n"
+        f"root = Path({str(upstream)!r})\n"
+        "app = Starlette(routes=[Mount('/downloads', app=downloads_app(root))])\n"
+    )
+    return module
+
+
+def time_curl(base: str, names: list[str], target: Path) -> float:
+    target.mkdir()
+    command = ["curl", "-sS", "--fail"]
+    for name in names:
+        command += ["-o", str(target / name), f"{base}beats/elastic-agent/{name}"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(target)
+    return seconds
+
+
+def time_mirror(base: str, key_file: Path, data: Path, parallel: int, files: int) -> float:
+    command = [sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", base,
+               "--data", str(data), "--key", str(key_file), "--version", VERSION,
+               "--product", "elastic-agent", "--package-type", "tar.gz",
+               "--parallel", str(parallel)]  # fmt: skip
+    command += [f"--platform={p}" for p in PLATFORMS[:files]]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"mirror failed:\n{result.stdout}{result.stderr}")
+    shutil.rmtree(data)
+    return seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()

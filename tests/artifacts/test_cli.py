@@ -1,0 +1,74 @@
+"""`fleetgap artifacts list` and the mirror's key and argument handling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from fleetgap.artifacts.mirror import trusted_keys
+from fleetgap.cli import main
+from fleetgap.errors import FleetgapError
+from fleetgap.pgp.keys import ELASTIC_FINGERPRINT
+from fleetgap.store import DataDir
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["artifacts", *args])
+
+
+def test_list_prints_urls_composed_like_the_agent():
+    result = invoke("list", "--version", "9.1.0", "--product", "elastic-agent",
+                    "--platform", "windows-arm64", "--source", "registry.local//a/")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "https://registry.local/a/beats/elastic-agent/elastic-agent-9.1.0-windows-arm64.zip\n"
+    )
+
+
+def test_list_with_sizes_asks_the_source(upstream, signing_key):
+    path = "fleet-server/fleet-server-9.1.0-linux-arm64.tar.gz"
+    upstream.publish(path, b"x" * 2_000_000, signing_key)
+    result = invoke("list", "--version", "9.1.0", "--product", "fleet-server", "--platform",
+                    "linux-arm64", "--platform", "darwin-aarch64", "--sizes", "--json",
+                    "--source", upstream.source)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["artifacts"]
+    assert [(r["path"], r["size"]) for r in rows] == [
+        (path, 2_000_000),
+        ("fleet-server/fleet-server-9.1.0-darwin-aarch64.tar.gz", "HTTP 404 Not Found"),
+    ]
+    assert [h.method for h in upstream.recorder.hits] == ["HEAD", "HEAD"]
+
+
+def test_bad_selection_is_one_line_error():
+    result = invoke("list", "--version", "9.1.0", "--platform", "beos")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: unknown platform beos")
+    assert "Traceback" not in result.output
+
+
+def test_default_key_is_elastics_key_from_the_data_keys_folder(tmp_path, compat):
+    data = DataDir(tmp_path / "data").ensure()
+    with pytest.raises(FleetgapError, match=f"fingerprint {ELASTIC_FINGERPRINT}"):
+        trusted_keys(data)
+    (data.keys / "unrelated.txt").write_text("not a key")
+    shutil.copyfile(compat / "elastic-agent/GPG-KEY-elasticsearch", data.keys / "GPG-KEY-elastic")
+    (key,) = trusted_keys(data)
+    assert key.fingerprint == ELASTIC_FINGERPRINT
+
+
+def test_key_option_replaces_the_default(tmp_path, public_key_file, signing_key):
+    data = DataDir(tmp_path / "data").ensure()
+    (key,) = trusted_keys(data, [public_key_file])
+    assert key.fingerprint == signing_key.fingerprint
+
+
+def test_mirror_without_any_trusted_key_refuses_before_fetching(upstream, tmp_path):
+    result = invoke("mirror", "--version", "9.1.0", "--product", "cloudbeat", "--data",
+                    str(tmp_path / "d"), "--source", upstream.source)  # fmt: skip
+    assert result.exit_code == 1
+    assert "no trusted signing key" in result.output
+    assert upstream.recorder.hits == []
