@@ -110,7 +110,8 @@ def trusted_keys(data: DataDir, key_files: Sequence[Path] = ()) -> list[PublicKe
             return [key]
     raise FleetgapError(
         f"no trusted signing key: Elastic's key (fingerprint {ELASTIC_FINGERPRINT}) is not in "
-        f"{data.keys}; fetch it into that folder or pass --key FILE"
+        f"{data.keys} (fetch it with `fleetgap keys fetch-elastic --data {data.root}`) "
+        "and no --key FILE was given"
     )
 
 
