@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from starlette.routing import BaseRoute, Route
 from fleetgap.cli import main
 from fleetgap.pgp.keys import SecretKey
 
+from corpus import compat_root
+
 DROP = "elastic-agent/internal/pkg/agent/application/upgrade/artifact/download/fs/testdata/drop"
 DROP_FILE = "elastic-agent-8.0.0-darwin-x86_64.tar.gz"
 CASE_FILES = {
@@ -32,20 +33,17 @@ CASE_FILES = {
 }
 
 
-def _compat_root() -> Path | None:
-    env = os.environ.get("FLEETGAP_COMPAT")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2].parent / "shared" / "compat")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize `sha512_case`, `pgp_case`, `endpoint_case` with every case of the file."""
+    """Parametrize `sha512_case`, `pgp_case`, `endpoint_case` with every case of the file.
+
+    Without the corpus there is one placeholder case; the `compat` fixture those tests use
+    then skips, or fails under FLEETGAP_REQUIRE_COMPAT.
+    """
     for name, (relpath, key) in CASE_FILES.items():
         if name in metafunc.fixturenames:
-            root = _compat_root()
-            cases = json.loads((root / relpath).read_text())[key] if root else []
-            metafunc.parametrize(name, cases, ids=[c["name"] for c in cases])
+            root = compat_root()
+            cases = json.loads((root / relpath).read_text())[key] if root else [None]
+            metafunc.parametrize(name, cases, ids=[c["name"] if c else "no-compat" for c in cases])
 
 
 @pytest.fixture(scope="session")
