@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetgap.packages.index_cache import IndexCache, fingerprint
 from fleetgap.packages.loader import LoadedModel, package_from_model, read_model
 from fleetgap.packages.model import Package, PackageError
 from fleetgap.packages.render import render_package
@@ -35,6 +36,7 @@ class LoadOptions:
     require_signatures: bool = True
     verify_keys: tuple[Path, ...] = ()
     workers: int = 1
+    cache: Path | None = None  # a persisted index (sqlite) to reuse unchanged packages
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,21 @@ class PackageIndex:
 def load_index(options: LoadOptions) -> PackageIndex:
     """Scan the package paths (zip indexer first, then directories)."""
     check = _signature_check(options)
+    cache = IndexCache(options.cache, options.validate) if options.cache else None
     refused: list[Refusal] = []
+    read: dict[int, tuple[Path, str, LoadedModel]] = {}  # by id() of the package
     lists = []
     for finder in (find_zip_packages, find_directory_packages):
         candidates = [p for base in options.paths for p in finder(base)]
-        packages = _load_all(candidates, options, check, refused)
+        packages = _load_all(candidates, options, check, refused, cache, read)
         lists.append(_propagate_deprecation(_first_wins(packages)))
     zip_packages, dir_packages = lists
-    for package in (*zip_packages, *dir_packages):
-        render_package(package)
+    renderings = {
+        id(package): render_package(package, read[id(package)][2].rendering)
+        for package in (*zip_packages, *dir_packages)
+    }
+    if cache is not None:
+        cache.store((*entry, renderings.get(key)) for key, entry in read.items())
     by_key: dict[tuple[str, str], Package] = {}
     for package in (*zip_packages, *dir_packages):
         by_key.setdefault(package.key, package)
@@ -126,20 +134,21 @@ def _load_all(
     options: LoadOptions,
     check: SignatureCheck | None,
     refused: list[Refusal],
+    cache: IndexCache | None,
+    read: dict[int, tuple[Path, str, LoadedModel]],
 ) -> list[Package]:
-    """Read every package; in worker processes when there are many (YAML is CPU-bound)."""
-    if options.workers > 1 and len(paths) >= PROCESS_POOL_MIN:
-        # spawn, not fork: the watcher reloads from a thread of a running server
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
-            chunk = max(1, len(paths) // (options.workers * 8))
-            models = list(
-                pool.map(_read_one, paths, [options.validate] * len(paths), chunksize=chunk)
-            )
-    else:
-        models = [_read_one(path, options.validate) for path in paths]
+    """Read every package (unless the cache has it unchanged); in worker processes when
+    there are many, since YAML parsing is CPU-bound."""
+    identities = [fingerprint(path) if cache else "" for path in paths]
+    models: list[LoadedModel | Refusal | None] = [
+        cache.lookup(path, identity) if cache else None
+        for path, identity in zip(paths, identities, strict=True)
+    ]
+    missing = [i for i, model in enumerate(models) if model is None]
+    for i, model in zip(missing, _read_many([paths[i] for i in missing], options), strict=True):
+        models[i] = model
     packages = []
-    for path, loaded in zip(paths, models, strict=True):
+    for path, identity, loaded in zip(paths, identities, models, strict=True):
         try:
             if isinstance(loaded, Refusal):
                 raise PackageError(loaded.reason)
@@ -152,7 +161,19 @@ def _load_all(
             refused.append(Refusal(path, str(exc)))
             continue
         packages.append(package)
+        read[id(package)] = (path, identity, loaded)
     return packages
+
+
+def _read_many(paths: list[Path], options: LoadOptions) -> list[LoadedModel | Refusal]:
+    if options.workers > 1 and len(paths) >= PROCESS_POOL_MIN:
+        # spawn, not fork: the watcher reloads from a thread of a running server
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+            chunk = max(1, len(paths) // (options.workers * 8))
+            flags = [options.validate] * len(paths)
+            return list(pool.map(_read_one, paths, flags, chunksize=chunk))
+    return [_read_one(path, options.validate) for path in paths]
 
 
 def _read_one(path: Path, validate: bool) -> LoadedModel | Refusal:

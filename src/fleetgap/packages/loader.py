@@ -41,6 +41,7 @@ class LoadedModel:
     model: dict[str, Any]
     is_zip: bool
     warnings: tuple[str, ...] = ()
+    rendering: tuple | None = None  # an earlier render.Rendering, from the index cache
 
 
 def read_package(path: Path, *, validate: bool = True) -> Package:

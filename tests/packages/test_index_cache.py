@@ -1,0 +1,62 @@
+"""The persisted index: unchanged packages are not read again; changed ones are."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from fleetgap.packages.index import LoadOptions, load_index
+
+from builders import package_files, write_zip_package
+
+
+def load(paths: Path, cache: Path):
+    return load_index(LoadOptions((paths,), require_signatures=False, cache=cache))
+
+
+def _overwrite_keeping_identity(path: Path, data: bytes) -> None:
+    """New content, same size, mtime and inode: the cache cannot tell it changed."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_unchanged_package_is_taken_from_the_cache(tmp_path: Path) -> None:
+    packages, cache = tmp_path / "packages", tmp_path / "state" / "index.sqlite"
+    zipped = write_zip_package(packages, "alpha", "1.0.0")
+    first = load(packages, cache)
+    _overwrite_keeping_identity(zipped, b"\0" * zipped.stat().st_size)
+    second = load(packages, cache)
+    assert second.get("alpha", "1.0.0").index_json == first.get("alpha", "1.0.0").index_json
+    assert second.refused == ()
+
+
+def test_changed_package_is_read_again(tmp_path: Path) -> None:
+    packages, cache = tmp_path / "packages", tmp_path / "index.sqlite"
+    write_zip_package(packages, "alpha", "1.0.0")
+    load(packages, cache)
+    write_zip_package(packages, "alpha", "1.0.0", package_files("alpha", "1.0.0", {"title": "New"}))
+    assert load(packages, cache).get("alpha", "1.0.0").base["title"] == "New"
+
+
+def test_removed_package_leaves_the_cache(tmp_path: Path) -> None:
+    packages, cache = tmp_path / "packages", tmp_path / "index.sqlite"
+    write_zip_package(packages, "alpha", "1.0.0")
+    beta = write_zip_package(packages, "beta", "1.0.0")
+    load(packages, cache)
+    beta.unlink()
+    assert list(load(packages, cache).by_key) == [("alpha", "1.0.0")]
+    with sqlite3.connect(cache) as db:
+        assert [row[0] for row in db.execute("SELECT path FROM entries")] == [
+            str(packages / "alpha-1.0.0.zip")
+        ]
+
+
+def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
+    packages, cache = tmp_path / "packages", tmp_path / "index.sqlite"
+    write_zip_package(packages, "alpha", "1.0.0")
+    cache.write_bytes(b"this is not a database")
+    assert list(load(packages, cache).by_key) == [("alpha", "1.0.0")]
