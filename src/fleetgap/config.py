@@ -70,6 +70,8 @@ class Settings:
     service_name: str = "package-registry"
     # /favicon.ico body; None serves fleetgap's own icon (Elastic's may not be redistributed)
     favicon: Path | None = None
+    # the persisted index (sqlite); None: DATA/state/index-cache.sqlite with --data, else none
+    index_cache: Path | None = None
     workers: int = 1
     server: str = "auto"
     # True when neither a config file nor a data dir was found: package_paths is then the
@@ -77,6 +79,12 @@ class Settings:
     sample_packages: bool = False
     # Warnings found while loading the settings, logged by the server once logging is up.
     notices: tuple[str, ...] = ()
+
+    @property
+    def index_cache_path(self) -> Path | None:
+        if self.index_cache is not None:
+            return self.index_cache
+        return self.data_dir / "state" / "index-cache.sqlite" if self.data_dir else None
 
     @property
     def tls(self) -> bool:
@@ -293,6 +301,13 @@ FLEETGAP_FLAGS: tuple[Flag, ...] = (
         "Verify every package's .sig against this OpenPGP key file (repeatable).",
         env="FLEETGAP_VERIFY_PACKAGE_SIGNATURES",
         multiple=True,
+    ),
+    Flag(
+        "index-cache",
+        "index_cache",
+        Path,
+        "Persisted package index, reused on restart. [DATA/state/index-cache.sqlite with --data]",
+        env="FLEETGAP_INDEX_CACHE",
     ),
     Flag(
         "favicon",

@@ -100,6 +100,7 @@ def load_options(settings: Settings) -> LoadOptions:
         require_signatures=settings.require_signatures,
         verify_keys=settings.verify_package_signatures,
         workers=settings.package_paths_workers,
+        cache=settings.index_cache_path,
     )
 
 

@@ -6,9 +6,12 @@ import os
 import sqlite3
 from pathlib import Path
 
+import httpx
+
 from fleetgap.packages.index import LoadOptions, load_index
 
 from builders import package_files, write_zip_package
+from serving import fleetgap_serve
 
 
 def load(paths: Path, cache: Path):
@@ -60,3 +63,13 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
     write_zip_package(packages, "alpha", "1.0.0")
     cache.write_bytes(b"this is not a database")
     assert list(load(packages, cache).by_key) == [("alpha", "1.0.0")]
+
+
+def test_serve_with_data_dir_keeps_its_index_in_state(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_zip_package(data / "packages", "alpha", "1.0.0")
+    flags = ["--data", str(data), "-require-package-signatures=false"]
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path) as server:
+        assert httpx.get(server.url + "/search").json()[0]["name"] == "alpha"
+    with sqlite3.connect(data / "state" / "index-cache.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM entries").fetchone() == (1,)
