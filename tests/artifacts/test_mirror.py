@@ -311,3 +311,42 @@ def test_no_partial_or_temporary_name_is_served(tmp_path):
         assert ".part" not in listing and ".tmp" not in listing
         for name in ("x.tar.gz.part", ".x.tar.gz.abc.tmp"):
             assert client.get(compose_url(server.url, "downloads/beats", name)).status_code == 404
+
+
+def test_ctrl_c_stops_at_once_and_keeps_the_partial_file_for_the_next_run(
+    upstream, signing_key, public_key_file, tmp_path
+):
+    big = "fleet-server/fleet-server-9.1.0-linux-x86_64.tar.gz"
+    content = os.urandom(24 << 20)
+    upstream.publish(big, content, signing_key)
+    gate = Gate(path=Path(big).name, after=8 << 20)
+    upstream.recorder.gates.append(gate)
+    data = tmp_path / "data"
+    command = [
+        sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", upstream.source,
+        "--data", str(data), "--key", str(public_key_file), "--version", "9.1.0",
+        "--product", "fleet-server", "--platform", "linux-x86_64", "--package-type", "tar.gz",
+    ]  # fmt: skip
+    part = data / "state" / "incoming" / (big + ".part")
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert gate.reached.wait(60)
+        while not part.exists() or part.stat().st_size == 0:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)  # the server is still holding the response open
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        gate.release.set()
+    assert first.returncode != 0
+    kept = part.stat().st_size
+    assert 0 < kept < len(content)
+    assert visible_files(data / "downloads") == set()
+    upstream.recorder.gates.clear()
+    upstream.recorder.clear()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    (hit,) = [h for h in upstream.recorder.for_path(Path(big).name) if h.method == "GET"]
+    assert hit.range == f"bytes={kept}-"
+    assert (data / "downloads" / big).read_bytes() == content

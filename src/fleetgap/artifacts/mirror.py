@@ -11,9 +11,10 @@ into downloads/: a visible binary always has its verified sidecars beside it.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +89,11 @@ def mirror(
     options = net_options or NetOptions()
     if options.connections < parallel:
         options = NetOptions(**{**options.__dict__, "connections": parallel})
+    unique = tuple({a.path: a for a in artifacts}.values())
     started = time.monotonic()
-    with Net(options) as net, ThreadPoolExecutor(max_workers=parallel) as pool:
+    with Net(options) as net:
         job = _Job(net, data, tuple(keys), source, progress)
-        outcomes = tuple(pool.map(job.run, artifacts))
+        outcomes = _run_all(job.run, unique, parallel)
     return MirrorReport(outcomes, time.monotonic() - started)
 
 
@@ -113,6 +115,40 @@ def trusted_keys(data: DataDir, key_files: Sequence[Path] = ()) -> list[PublicKe
         f"{data.keys} (fetch it with `fleetgap keys fetch-elastic --data {data.root}`) "
         "and no --key FILE was given"
     )
+
+
+def _run_all(run: Callable[[Artifact], Outcome], artifacts: Sequence[Artifact], parallel: int):
+    """`run` over all artifacts on `parallel` daemon threads.
+
+    Daemon threads, joined with a timeout, keep Ctrl-C immediate: the interrupt ends the
+    process without waiting for downloads, whose `.part` files stay for the next run.
+    """
+    results: list[Outcome | None] = [None] * len(artifacts)
+    errors: list[BaseException] = []
+    work: queue.SimpleQueue[tuple[int, Artifact]] = queue.SimpleQueue()
+    for item in enumerate(artifacts):
+        work.put(item)
+
+    def worker() -> None:
+        while not errors:
+            try:
+                index, artifact = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[index] = run(artifact)
+            except BaseException as exc:  # a bug, not a download failure: stop and re-raise
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(parallel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.25)
+    if errors:
+        raise errors[0]
+    return tuple(r for r in results if r is not None)
 
 
 @dataclass(frozen=True)
