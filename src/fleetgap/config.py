@@ -70,6 +70,9 @@ class Settings:
     service_name: str = "package-registry"
     # /favicon.ico body; None serves fleetgap's own icon (Elastic's may not be redistributed)
     favicon: Path | None = None
+    # where Fleet Server's key endpoint gets the key when DATA/keys/default.pgp is missing;
+    # None: fleetgap's own DATA/keys/GPG-KEY-elastic-agent
+    pgp_upstream_url: str | None = None
     # the persisted index (sqlite); None: DATA/state/index-cache.sqlite with --data, else none
     index_cache: Path | None = None
     workers: int = 1
@@ -301,6 +304,14 @@ FLEETGAP_FLAGS: tuple[Flag, ...] = (
         "Verify every package's .sig against this OpenPGP key file (repeatable).",
         env="FLEETGAP_VERIFY_PACKAGE_SIGNATURES",
         multiple=True,
+    ),
+    Flag(
+        "pgp-upstream-url",
+        "pgp_upstream_url",
+        _str,
+        "Key URL for /api/agents/upgrades/V/pgp-public-key when DATA/keys/default.pgp is "
+        "missing, as Fleet Server's server.pgp.upstream_url. [DATA/keys/GPG-KEY-elastic-agent]",
+        env="FLEETGAP_PGP_UPSTREAM_URL",
     ),
     Flag(
         "index-cache",

@@ -65,16 +65,31 @@ def run(settings: Settings) -> int:
 
 
 def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
-    """The whole ASGI app: the registry, plus request logging and metrics around it.
-
-    Further route families (DATA/keys, DATA/downloads) are added here.
-    """
+    """The whole ASGI app: the registry; with a data directory also the agents' downloads
+    and the key URLs; request logging and metrics around it all."""
     app = create_app(settings, holder)
+    if settings.data_dir is not None:
+        app = with_data_routes(app, settings, settings.data_dir)
     if settings.metrics_address:
         from fleetgap import metrics
 
         app = metrics.MetricsMiddleware(app)
     return logs.RequestLogMiddleware(app)
+
+
+def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> ASGIApp:
+    """`/downloads/` (DATA/downloads, for `agent.download.sourceURI`) and the key URLs
+    (DATA/keys, for Fleet Server and agents) in front of the registry, which answers the rest."""
+    from starlette.routing import Mount, Router
+
+    from fleetgap.artifacts.serving import downloads_app
+    from fleetgap.pgp.key_routes import key_routes
+
+    routes = [
+        Mount("/downloads", app=downloads_app(data_dir / "downloads")),
+        *key_routes(data_dir, upstream_url=settings.pgp_upstream_url, require_tls=settings.tls),
+    ]
+    return Router(routes=routes, default=registry)
 
 
 def load_packages(settings: Settings) -> PackageIndex:
