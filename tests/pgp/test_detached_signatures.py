@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -195,9 +196,9 @@ def test_secret_key_round_trips_through_files(signing_key: SecretKey, tmp_path: 
     assert read_public_key(public).fingerprint == signing_key.fingerprint
 
 
-@pytest.fixture(scope="module")
-def sha1_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A GnuPG RSA key whose self-signatures use SHA-1 (like Elastic's), and a file it signed."""
+@pytest.fixture(scope="module", params=["rsa2048", "dsa1024"])
+def sha1_signed(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A GnuPG key whose self-signatures use SHA-1 (like Elastic's), and a file it signed."""
     folder = tmp_path_factory.mktemp("sha1")
     home = folder / "gnupg"
     home.mkdir(mode=0o700)
@@ -205,7 +206,7 @@ def sha1_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
     try:
         subprocess.run(
             [*gpg, "--cert-digest-algo", "SHA1", "--passphrase", ""]
-            + ["--quick-gen-key", "sha1 self-sig <s@example.org>", "rsa2048", "sign", "never"],
+            + ["--quick-gen-key", "sha1 self-sig <s@example.org>", request.param, "sign", "never"],
             check=True,
             capture_output=True,
         )
@@ -224,14 +225,35 @@ def sha1_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
     return data, Path(f"{data}.asc"), public
 
 
-def test_rsa_key_with_sha1_self_signatures_verifies_like_in_go(sha1_signed) -> None:
+def test_key_with_sha1_self_signatures_verifies_like_in_go(sha1_signed) -> None:
     data, asc, public = sha1_signed
     key = read_public_key(public)
     assert key.weak_self_signatures
     assert verify_file(data, asc.read_bytes(), [key]) is key
 
 
-def test_rsa_key_with_sha1_self_signatures_rejects_changed_data(sha1_signed) -> None:
+def test_key_with_sha1_self_signatures_rejects_changed_data(sha1_signed) -> None:
     data, asc, public = sha1_signed
     with pytest.raises(SignatureError, match="invalid signature"):
         verify_bytes(data.read_bytes() + b"x", asc.read_bytes(), [read_public_key(public)])
+
+
+def test_go_style_check_handles_ecdsa_on_nist_curves() -> None:
+    """The SHA-1-self-signature path (legacy.py) for an ECDSA key: gpg cannot make such a
+    key, so a P-256 key is routed there explicitly."""
+    tsk = pysequoia.Tsk.generate("p256 <p@example.org>", cipher_suite=pysequoia.CipherSuite.P256)
+    key = SecretKey.parse(str(tsk).encode())
+    signature = sign_bytes(b"payload", key)
+    forced = dataclasses.replace(key.public_key, weak_self_signatures=True)
+    assert verify_bytes(b"payload", signature, [forced]) is forced
+    with pytest.raises(SignatureError, match="invalid signature"):
+        verify_bytes(b"payload?", signature, [forced])
+
+
+def test_go_style_check_agrees_on_the_agent_test_vector(drop: Path) -> None:
+    key = read_public_key(drop / "public-key.pgp")
+    forced = dataclasses.replace(key, weak_self_signatures=True)
+    asc = (drop / f"{DROP_FILE}.asc").read_bytes()
+    assert verify_file(drop / DROP_FILE, asc, [forced]) is forced
+    with pytest.raises(SignatureError, match="hash tag doesn't match"):
+        verify_bytes((drop / DROP_FILE).read_bytes() + b"!", asc, [forced])

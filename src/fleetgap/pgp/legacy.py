@@ -1,4 +1,4 @@
-"""RSA signature check for keys whose self-signatures use SHA-1 (Elastic's own key).
+"""Signature check for keys whose self-signatures use SHA-1 (Elastic's own key).
 
 Why this exists: pysequoia applies Sequoia's StandardPolicy, which since 2023 rejects
 SHA-1 *self-signatures*, so Elastic's 2013 signing key (46095ACC…, SHA-1 binding
@@ -7,8 +7,8 @@ Elastic `.asc` would fail. Go's x/crypto/openpgp — what the agent runs — acc
 key, so fleetgap must too. pysequoia offers no policy switch, so for such keys we do
 what Go does for the data signature: hash the data plus the signature's hashed part
 and trailer (RFC 4880 §5.2.4), compare the 16-bit hash tag, and check the RSA
-PKCS#1 v1.5 signature with `cryptography`. Only RSA keys and binary signatures are
-handled; anything else is refused.
+(PKCS#1 v1.5), DSA or ECDSA (NIST curves) signature with `cryptography` — the
+algorithms Go supports. Only binary signatures are handled; anything else is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +17,18 @@ from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
 
 from fleetgap.pgp.packets import SIG_BINARY, KeyFields, SignatureFields
 
-_RSA_ALGOS = {1, 3}  # RSA encrypt-or-sign, RSA sign-only
+_RSA = {1, 3}  # RSA encrypt-or-sign, RSA sign-only
+_DSA = 17
+_ECDSA = 19
+_CURVES = {  # the NIST curves, the only ones Go x/crypto/openpgp reads
+    bytes.fromhex("2a8648ce3d030107"): ec.SECP256R1(),
+    bytes.fromhex("2b81040022"): ec.SECP384R1(),
+    bytes.fromhex("2b81040023"): ec.SECP521R1(),
+}
 _HASHES = {
     1: hashes.MD5,
     2: hashes.SHA1,
@@ -36,10 +43,10 @@ class LegacyVerifyError(ValueError):
     """The signature does not verify (message in Go's words where it has them)."""
 
 
-def verify_rsa(chunks: Iterable[bytes], sig: SignatureFields, key: KeyFields) -> None:
+def verify_legacy(chunks: Iterable[bytes], sig: SignatureFields, key: KeyFields) -> None:
     """Raise LegacyVerifyError unless `sig` is `key`'s valid signature over the data chunks."""
-    if key.pk_algo not in _RSA_ALGOS or sig.pk_algo not in _RSA_ALGOS:
-        raise LegacyVerifyError("openpgp: unsupported feature: only RSA keys with SHA-1 self-sigs")
+    if sig.pk_algo != key.pk_algo and not (sig.pk_algo in _RSA and key.pk_algo in _RSA):
+        raise LegacyVerifyError("openpgp: invalid signature: public key and signature type differ")
     hash_cls = _HASHES.get(sig.hash_algo)
     if hash_cls is None:
         raise LegacyVerifyError(f"openpgp: unsupported feature: hash function {sig.hash_algo}")
@@ -53,13 +60,37 @@ def verify_rsa(chunks: Iterable[bytes], sig: SignatureFields, key: KeyFields) ->
     value = digest.finalize()
     if value[:2] != sig.left16:
         raise LegacyVerifyError("openpgp: invalid signature: hash tag doesn't match")
-    if len(key.mpis) < 2 or not sig.mpis:
-        raise LegacyVerifyError("openpgp: invalid data: malformed RSA key or signature")
-    modulus, exponent = (int.from_bytes(m, "big") for m in key.mpis[:2])
-    public = rsa.RSAPublicNumbers(exponent, modulus).public_key()
-    size = (public.key_size + 7) // 8
-    signature = sig.mpis[0].rjust(size, b"\x00")
+    prehashed = utils.Prehashed(hash_cls())
     try:
-        public.verify(signature, value, padding.PKCS1v15(), utils.Prehashed(hash_cls()))
+        if key.pk_algo in _RSA:
+            _verify_rsa(key, sig, value, prehashed)
+        elif key.pk_algo == _DSA:
+            p, q, g, y = (_int(m) for m in key.mpis[:4])
+            public = dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
+            public.verify(_dss(sig), value, prehashed)
+        elif key.pk_algo == _ECDSA and key.curve_oid in _CURVES:
+            curve = _CURVES[key.curve_oid]
+            public = ec.EllipticCurvePublicKey.from_encoded_point(curve, key.mpis[0])
+            public.verify(_dss(sig), value, ec.ECDSA(prehashed))
+        else:
+            raise LegacyVerifyError(f"openpgp: unsupported feature: public key type {key.pk_algo}")
     except InvalidSignature:
-        raise LegacyVerifyError("openpgp: invalid signature: RSA verification failure") from None
+        raise LegacyVerifyError("openpgp: invalid signature: verification failure") from None
+    except (ValueError, IndexError) as exc:
+        raise LegacyVerifyError(f"openpgp: invalid data: {exc}") from None
+
+
+def _verify_rsa(key: KeyFields, sig: SignatureFields, value: bytes, prehashed) -> None:
+    modulus, exponent = (_int(m) for m in key.mpis[:2])
+    public = rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    signature = sig.mpis[0].rjust((public.key_size + 7) // 8, b"\x00")
+    public.verify(signature, value, padding.PKCS1v15(), prehashed)
+
+
+def _dss(sig: SignatureFields) -> bytes:
+    r, s = (_int(m) for m in sig.mpis[:2])
+    return utils.encode_dss_signature(r, s)
+
+
+def _int(mpi: bytes) -> int:
+    return int.from_bytes(mpi, "big")

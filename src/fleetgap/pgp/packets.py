@@ -14,6 +14,7 @@ SIG_TEXT = 0x01
 _SUBPACKET_ISSUER = 16
 _SUBPACKET_ISSUER_FPR = 33
 _SUBPACKET_KEY_FLAGS = 27
+_EC_ALGOS = {18, 19, 22}  # ECDH, ECDSA, EdDSA
 
 
 class PacketError(ValueError):
@@ -38,6 +39,7 @@ class KeyFields:
     version: int
     pk_algo: int
     mpis: tuple[bytes, ...]
+    curve_oid: bytes | None = None  # ECDSA/ECDH/EdDSA keys: the curve, before the MPIs
 
 
 def parse_signature(body: bytes) -> SignatureFields:
@@ -72,7 +74,11 @@ def parse_signature(body: bytes) -> SignatureFields:
 def parse_key(body: bytes) -> KeyFields:
     if len(body) < 6 or body[0] != 4:
         raise PacketError("not a v4 key")
-    return KeyFields(version=4, pk_algo=body[5], mpis=_mpis(body[6:]))
+    algo = body[5]
+    if algo in _EC_ALGOS:
+        end = 7 + body[6]
+        return KeyFields(version=4, pk_algo=algo, mpis=_mpis(body[end:]), curve_oid=body[7:end])
+    return KeyFields(version=4, pk_algo=algo, mpis=_mpis(body[6:]))
 
 
 def _subpackets(area: bytes) -> list[tuple[int, bytes]]:

@@ -21,7 +21,7 @@ from fleetgap.errors import FleetgapError
 from fleetgap.pgp._sequoia import sequoia_message
 from fleetgap.pgp.armor import SIGNATURE_BLOCK, ArmorError, first_armored_block
 from fleetgap.pgp.keys import PublicKey, SecretKey
-from fleetgap.pgp.legacy import LegacyVerifyError, verify_rsa
+from fleetgap.pgp.legacy import LegacyVerifyError, verify_legacy
 from fleetgap.pgp.packets import SIG_BINARY, SIG_TEXT, PacketError, parse_signature
 
 UNKNOWN_ENTITY = "openpgp: signature made by unknown entity"
@@ -128,7 +128,7 @@ def check_key(data: SignedData, parsed: ParsedSignature, key: PublicKey) -> str 
         if component.fields is None:
             return "openpgp: unsupported feature: key packet"
         try:
-            verify_rsa(data.chunks(), parsed.fields, component.fields)  # type: ignore[arg-type]
+            verify_legacy(data.chunks(), parsed.fields, component.fields)  # type: ignore[arg-type]
         except LegacyVerifyError as exc:
             return str(exc)
         return None
