@@ -103,11 +103,12 @@ def test_unreachable_and_garbage_key_urls_are_skipped_and_fleet_server_key_verif
     assert verdict.passed, verdict.error
     unreachable = check.remote_key_url
     assert verdict.log[0].startswith(f'WARN Skipped remote PGP located at "{unreachable}"')
-    assert verdict.log[1] == (
+    assert verdict.log[1].startswith("NOTE 1 key URL(s) unusable: a real agent waits up to 60 s")
+    assert verdict.log[2] == (
         "WARN Verification with PGP[0] failed: openpgp: signature made by unknown entity"
     )
-    assert verdict.log[2].startswith("WARN Verification with PGP[1] failed: read armored key ring")
-    assert verdict.log[3] == "Verification with PGP[2] successful"
+    assert verdict.log[3].startswith("WARN Verification with PGP[1] failed: read armored key ring")
+    assert verdict.log[4] == "Verification with PGP[2] successful"
     assert verdict.verified_by == f"PGP[2] Fleet Server: {TEST_KEY}"
 
 

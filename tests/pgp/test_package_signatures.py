@@ -172,3 +172,12 @@ def test_verify_artifact_needs_the_sidecar(artifact_dir: Path) -> None:
     )
     assert result.exit_code == 1
     assert ".sha512 is missing" in result.output
+
+
+def test_cli_unreadable_key_is_unknown_as_in_kibana(package, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.asc"
+    junk.write_text("not a key")
+    result = CliRunner().invoke(main, ["packages", "verify", str(package), "--key", str(junk)])
+    assert result.exit_code == 2
+    assert "warning: Kibana could not use this key" in result.output
+    assert "unknown: no package verification key configured" in result.output

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fleetgap.pgp.keys import SecretKey, read_public_key
+from fleetgap.pgp.keys import KeyFileError, SecretKey, read_public_key
 from fleetgap.pgp.package_signatures import UNKNOWN, VERIFIED, sign_package, verify_package_file
 
 _ZIP = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -42,7 +42,12 @@ def sign(zips: tuple[Path, ...], key_file: Path, password_env: str | None) -> No
 def verify(zip_path: Path, key_file: Path | None, as_json: bool) -> None:
     """Kibana's verdict for ZIP (with ZIP.sig): verified (exit 0), unverified (exit 1),
     unknown (exit 2)."""
-    key = read_public_key(key_file) if key_file is not None else None
+    key = None
+    if key_file is not None:
+        try:
+            key = read_public_key(key_file)
+        except KeyFileError as exc:  # Kibana only logs a warning and carries on without key
+            click.echo(f"warning: Kibana could not use this key: {exc}", err=True)
     result = verify_package_file(zip_path, key)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))

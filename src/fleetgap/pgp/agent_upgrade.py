@@ -152,6 +152,14 @@ def _verify_remote(check, name, urls, target: Path, sources) -> UpgradeVerdict:
                 name, "signature", f"failed verification of agent binary: {_net(exc)}", log
             )
     blobs = _fetch_keys(check, sources, log)
+    unreachable = sum(1 for line in log if "because it's unavailable" in line)
+    if unreachable:
+        # spec §6.5: the fs verifier runs first and fetches every key too, so each
+        # unreachable URL costs the agent up to two 30 s waits per upgrade attempt
+        log.append(
+            f"NOTE {unreachable} key URL(s) unusable: a real agent waits up to "
+            f"{2 * unreachable * KEY_FETCH_TIMEOUT:.0f} s on them (fs and http verifier)"
+        )
     return check_signature_blobs(package, asc, blobs, log)
 
 
