@@ -78,6 +78,13 @@ def run(work: Path, args: argparse.Namespace) -> None:
         curl_seconds = time_curl(base, names, work / "curl")
         curl_rate = total / 1e6 / curl_seconds
         print(f"curl            {curl_rate:8.1f} MB/s  ({curl_seconds:.2f} s, no verification)")
+        if shutil.which("gpgv") and shutil.which("gpg") and shutil.which("sha512sum"):
+            manual = time_manual(base, names, key_file, work / "manual")
+            print(
+                f"curl+sha512sum+gpgv {total / 1e6 / manual:4.1f} MB/s  ({manual:.2f} s, "
+                "the verified workflow by hand)",
+                flush=True,
+            )
         for parallel in args.parallel:
             seconds = time_mirror(base, key_file, work / f"data-{parallel}", parallel, args.files)
             rate = total / 1e6 / seconds
@@ -146,6 +153,28 @@ def time_curl(base: str, names: list[str], target: Path) -> float:
         command += ["-o", str(target / name), f"{base}beats/elastic-agent/{name}"]
     started = time.perf_counter()
     subprocess.run(command, check=True)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(target)
+    return seconds
+
+
+def time_manual(base: str, names: list[str], key_file: Path, target: Path) -> float:
+    """What operators do today: curl each file and sidecar, then sha512sum -c and gpgv."""
+    target.mkdir()
+    keyring = target.parent / "bench-keyring.gpg"
+    subprocess.run(["gpg", "--batch", "--yes", "--dearmor", "-o", str(keyring), str(key_file)],
+                   check=True)  # fmt: skip
+    command = ["curl", "-sS", "--fail"]
+    for name in names:
+        for suffix in ("", ".sha512", ".asc"):
+            command += ["-o", str(target / (name + suffix)),
+                        f"{base}beats/elastic-agent/{name}{suffix}"]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    for name in names:
+        subprocess.run(["sha512sum", "--quiet", "-c", name + ".sha512"], cwd=target, check=True)
+        subprocess.run(["gpgv", "--quiet", "--keyring", str(keyring), name + ".asc", name],
+                       cwd=target, check=True, stderr=subprocess.DEVNULL)  # fmt: skip
     seconds = time.perf_counter() - started
     shutil.rmtree(target)
     return seconds
