@@ -151,7 +151,7 @@ class Net:
                         raise
         except _Transient as exc:
             raise NetError(url, exc.reason, exc.status) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise NetError(url, _describe(exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -209,6 +209,8 @@ class _Transient(Exception):
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, httpx.ConnectError) and _is_tls_verification(exc):
         return False  # an untrusted certificate stays untrusted
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return False
     return isinstance(exc, _Transient | httpx.TransportError)
 
 

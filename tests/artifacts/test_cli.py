@@ -72,3 +72,20 @@ def test_mirror_without_any_trusted_key_refuses_before_fetching(upstream, tmp_pa
     assert result.exit_code == 1
     assert "no trusted signing key" in result.output
     assert upstream.recorder.hits == []
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("file:///opt/drop", "--source must be an http:// or https:// URL"),
+        ("http://[bad/", "not a URL: 'http://[bad/'"),
+        ("http://h:99999/", "(bad port)"),
+    ],
+)
+def test_mirror_refuses_a_source_it_cannot_fetch_from(tmp_path, public_key_file, source, message):
+    result = invoke("mirror", "--version", "9.1.0", "--product", "cloudbeat", "--data",
+                    str(tmp_path / "d"), "--key", str(public_key_file),
+                    "--source", source)  # fmt: skip
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output

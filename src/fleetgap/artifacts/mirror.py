@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetgap.artifacts.catalogue import Artifact
-from fleetgap.artifacts.urls import DEFAULT_SOURCE, compose_url
+from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions, Progress, discard_part
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key, read_public_key
@@ -85,6 +85,7 @@ def mirror(
         raise FleetgapError("no trusted signing key to verify artifacts with")
     if parallel < 1:
         raise FleetgapError("--parallel must be at least 1")
+    check_source(source)
     data.ensure()
     options = net_options or NetOptions()
     if options.connections < parallel:

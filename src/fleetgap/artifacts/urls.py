@@ -44,9 +44,24 @@ def compose_url(source: str, directory: str, filename: str) -> str:
     """
     if not source.startswith(("http", "file", "/")):
         source = "https://" + source
-    parts = urllib.parse.urlsplit(source)
+    try:
+        parts = urllib.parse.urlsplit(source)
+    except ValueError as exc:
+        raise FleetgapError(f"not a URL: {source!r} ({exc})") from None
     path = _clean_path(f"{parts.path}/{directory}/{filename}")
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def check_source(source: str) -> str:
+    """`source` if the mirror can fetch from it (http or https with a host), else an error."""
+    parts = urllib.parse.urlsplit(compose_url(source, "", ""))
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise FleetgapError(f"not a URL: {source!r} (bad port)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FleetgapError(f"--source must be an http:// or https:// URL, not {source!r}")
+    return source
 
 
 def agent_package_name(version: str, os_name: str, arch: str, fips: bool = False) -> str:

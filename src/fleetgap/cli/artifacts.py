@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
-from fleetgap.artifacts.urls import DEFAULT_SOURCE, compose_url
+from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.store import DataDir
@@ -59,7 +59,7 @@ def list_(version, products, platforms, package_types, catalogues, source, proxy
           as_json, sizes) -> None:  # fmt: skip
     """Print what `mirror` would fetch for a selection."""
     selected = _select(version, products, platforms, package_types, catalogues)
-    urls = [compose_url(source, *a.path.rsplit("/", 1)) for a in selected]
+    urls = [compose_url(check_source(source), *a.path.rsplit("/", 1)) for a in selected]
     found: list[int | str | None] = [None] * len(selected)
     if sizes:
         with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, attempts=2)) as net:
