@@ -17,9 +17,10 @@ import queue
 import re
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 import stamina
@@ -29,6 +30,7 @@ from fleetgap.errors import FleetgapError
 
 USER_AGENT = f"fleetgap/{__version__}"
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+T = TypeVar("T")
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
@@ -122,18 +124,15 @@ class Net:
         or Last-Modified) sent as `If-Range`, so a changed upstream file restarts from zero.
         """
         part.parent.mkdir(parents=True, exist_ok=True)
-        received = 0
+        received = [0]  # over all attempts, failed ones included
 
         def once(client: httpx.Client) -> Download:
-            nonlocal received
-            result = _download_once(client, url, part, progress)
-            received += result.received
-            return result
+            return _download_once(client, url, part, progress, received)
 
         result = self._retrying(url, once)
-        return Download(result.path, result.size, result.sha512, result.resumed_from, received)
+        return Download(result.path, result.size, result.sha512, result.resumed_from, received[0])
 
-    def _retrying(self, url, call):
+    def _retrying(self, url: str, call: Callable[[httpx.Client], T]) -> T:
         try:
             for attempt in stamina.retry_context(
                 on=_retryable,
@@ -236,7 +235,7 @@ def _check_status(response: httpx.Response, url: str) -> None:
 
 
 def _download_once(
-    client: httpx.Client, url: str, part: Path, progress: Progress | None
+    client: httpx.Client, url: str, part: Path, progress: Progress | None, counter: list[int]
 ) -> Download:
     meta = part_meta(part)
     offset = part.stat().st_size if part.exists() else 0
@@ -280,6 +279,7 @@ def _download_once(
                 for chunk in response.iter_raw():
                     writer.put(chunk)
                     received += len(chunk)
+                    counter[0] += len(chunk)
                     if progress:
                         progress.advance(len(chunk))
             finally:
@@ -356,7 +356,7 @@ def _write_validator(meta: Path, url: str, response: httpx.Response) -> None:
             meta.unlink()
 
 
-def _hash_file(path: Path):
+def _hash_file(path: Path) -> hashlib._Hash:
     digest = hashlib.sha512()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
