@@ -73,6 +73,7 @@ class Settings:
     # where Fleet Server's key endpoint gets the key when DATA/keys/default.pgp is missing;
     # None: fleetgap's own DATA/keys/GPG-KEY-elastic-agent
     pgp_upstream_url: str | None = None
+    pgp_upstream_ca: Path | None = None  # CA bundle for pgp_upstream_url (a private CA)
     # the persisted index (sqlite); None: DATA/state/index-cache.sqlite with --data, else none
     index_cache: Path | None = None
     workers: int = 1
@@ -312,6 +313,13 @@ FLEETGAP_FLAGS: tuple[Flag, ...] = (
         "Key URL for /api/agents/upgrades/V/pgp-public-key when DATA/keys/default.pgp is "
         "missing, as Fleet Server's server.pgp.upstream_url. [DATA/keys/GPG-KEY-elastic-agent]",
         env="FLEETGAP_PGP_UPSTREAM_URL",
+    ),
+    Flag(
+        "pgp-upstream-ca",
+        "pgp_upstream_ca",
+        Path,
+        "CA certificates (PEM) to trust for --pgp-upstream-url.",
+        env="FLEETGAP_PGP_UPSTREAM_CA",
     ),
     Flag(
         "index-cache",

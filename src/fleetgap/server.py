@@ -87,7 +87,12 @@ def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> A
 
     routes = [
         Mount("/downloads", app=downloads_app(data_dir / "downloads")),
-        *key_routes(data_dir, upstream_url=settings.pgp_upstream_url, require_tls=settings.tls),
+        *key_routes(
+            data_dir,
+            upstream_url=settings.pgp_upstream_url,
+            upstream_ca=settings.pgp_upstream_ca,
+            require_tls=settings.tls,
+        ),
     ]
     return Router(routes=routes, default=registry)
 
