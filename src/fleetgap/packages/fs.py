@@ -56,6 +56,15 @@ def _match_parts(pattern: list[str], name: list[str]) -> bool:
     return all(p == "*" or p == n or fnmatchcase(n, p) for p, n in zip(pattern, name, strict=True))
 
 
+def read_limited(stream: BinaryIO, name: str) -> bytes:
+    """All of `stream` (closed after), refusing more than MAX_READ bytes."""
+    with stream:
+        data = stream.read(MAX_READ + 1)
+    if len(data) > MAX_READ:
+        raise PackageFSError(f"{name}: larger than {MAX_READ} bytes")
+    return data
+
+
 def clean_relative(name: str) -> str | None:
     """The cleaned relative form of `name`, or None if it escapes the root."""
     name = name.replace("\\", "/")
@@ -104,11 +113,7 @@ class DirectoryFS:
         return self._path(name)
 
     def read(self, name: str) -> bytes:
-        with self.open(name) as f:
-            data = f.read(MAX_READ + 1)
-        if len(data) > MAX_READ:
-            raise PackageFSError(f"{name}: larger than {MAX_READ} bytes")
-        return data
+        return read_limited(self.open(name), name)
 
     def open(self, name: str) -> BinaryIO:
         path = self._path(name)
@@ -201,11 +206,7 @@ class ZipFS:
             return None
 
     def read(self, name: str) -> bytes:
-        with self.open(name) as f:
-            data = f.read(MAX_READ + 1)
-        if len(data) > MAX_READ:
-            raise PackageFSError(f"{name}: larger than {MAX_READ} bytes")
-        return data
+        return read_limited(self.open(name), name)
 
     def open(self, name: str) -> BinaryIO:
         relative = clean_relative(name)

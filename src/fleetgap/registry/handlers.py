@@ -123,27 +123,15 @@ async def favicon(ctx: Context, request: Request, _: dict[str, str]) -> Response
 
 
 async def search_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
-    seconds = ctx.settings.cache_time.search
-    key = "search?" + request.scope.get("query_string", b"").decode("latin-1")
-    index = ctx.index
-    body = None if ctx.upstream else ctx.cached(key)
-    if body is None:
-        try:
-            query = search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
-        except QueryError as exc:
-            return bad_request(str(exc), request.method)
+    async def compute(index: PackageIndex) -> bytes:
+        query = search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
         matches = search.select(index.indexers, query)
         if ctx.upstream is not None:
-            try:
-                remote = await ctx.upstream.search(_path_and_query(request))
-            except UpstreamError as exc:
-                log.error("proxy mode: search failed: %s", exc)
-                return internal_error(request.method)
+            remote = await ctx.upstream.search(_path_and_query(request))
             matches = search.join(matches, remote, query.all_versions)
-        body = render_search(matches)
-        if ctx.upstream is None:
-            ctx.remember(key, body)
-    return json_response(body, seconds, request.method)
+        return render_search(matches)
+
+    return await _answer(ctx, request, "search", ctx.settings.cache_time.search, compute)
 
 
 def render_search(matches: list[search.Match]) -> bytes:
@@ -153,25 +141,40 @@ def render_search(matches: list[search.Match]) -> bytes:
 
 
 async def categories_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
-    seconds = ctx.settings.cache_time.categories
-    key = "categories?" + request.scope.get("query_string", b"").decode("latin-1")
-    index = ctx.index
+    async def compute(index: PackageIndex) -> bytes:
+        query, with_templates = categories_filter(
+            _query(request), ctx.settings.allow_unknown_query_parameters
+        )
+        counts = count_categories(search.select(index.indexers, query), with_templates)
+        if ctx.upstream is not None:
+            merge_counts(counts, await ctx.upstream.categories(_path_and_query(request)))
+        return dumps(categories_document(counts))
+
+    return await _answer(ctx, request, "categories", ctx.settings.cache_time.categories, compute)
+
+
+async def _answer(
+    ctx: Context,
+    request: Request,
+    route: str,
+    seconds: float,
+    compute: Callable[[PackageIndex], Awaitable[bytes]],
+) -> Response:
+    """A /search or /categories body, computed once per query string and index.
+
+    Proxy mode asks the upstream every time, so nothing is kept there.
+    """
+    index = ctx.index  # first: a new index empties the kept answers
+    key = route + "?" + request.scope.get("query_string", b"").decode("latin-1")
     body = None if ctx.upstream else ctx.cached(key)
     if body is None:
         try:
-            query, with_templates = categories_filter(
-                _query(request), ctx.settings.allow_unknown_query_parameters
-            )
+            body = await compute(index)
         except QueryError as exc:
             return bad_request(str(exc), request.method)
-        counts = count_categories(search.select(index.indexers, query), with_templates)
-        if ctx.upstream is not None:
-            try:
-                merge_counts(counts, await ctx.upstream.categories(_path_and_query(request)))
-            except UpstreamError as exc:
-                log.error("proxy mode: categories failed: %s", exc)
-                return internal_error(request.method)
-        body = dumps(categories_document(counts))
+        except UpstreamError as exc:
+            log.error("proxy mode: %s failed: %s", route, exc)
+            return internal_error(request.method)
         if ctx.upstream is None:
             ctx.remember(key, body)
     return json_response(body, seconds, request.method)
