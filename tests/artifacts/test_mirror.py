@@ -350,3 +350,26 @@ def test_ctrl_c_stops_at_once_and_keeps_the_partial_file_for_the_next_run(
     (hit,) = [h for h in upstream.recorder.for_path(Path(big).name) if h.method == "GET"]
     assert hit.range == f"bytes={kept}-"
     assert (data / "downloads" / big).read_bytes() == content
+
+
+def test_big_files_are_verified_in_worker_processes_with_the_same_verdict(
+    upstream, signing_key, other_key, public_key_file, tmp_path
+):
+    from fleetgap.artifacts.verifier import PROCESS_THRESHOLD
+
+    good = "beats/metricbeat/metricbeat-9.1.0-linux-arm64.tar.gz"
+    bad = "beats/metricbeat/metricbeat-9.1.0-linux-x86_64.tar.gz"
+    good_content = os.urandom(PROCESS_THRESHOLD + 1)
+    bad_content = os.urandom(PROCESS_THRESHOLD + 1)
+    upstream.publish(good, good_content, signing_key)
+    upstream.publish(bad, bad_content, signing_key, signature=sign_bytes(bad_content, other_key))
+    data = tmp_path / "data"
+    result = run_mirror(
+        upstream, data, public_key_file, "--version", "9.1.0", "--product", "metricbeat",
+        "--platform", "linux-x86_64", "--platform", "linux-arm64", "--package-type", "tar.gz",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    (failed,) = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+    assert failed.startswith(f"FAILED {bad}: bad signature")
+    assert (data / "downloads" / good).read_bytes() == good_content
+    assert not (data / "downloads" / bad).exists()

@@ -11,6 +11,7 @@ into downloads/: a visible binary always has its verified sidecars beside it.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -20,11 +21,12 @@ from pathlib import Path
 
 from fleetgap.artifacts.catalogue import Artifact
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
+from fleetgap.artifacts.verifier import Verifier
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions, Progress, discard_part
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key, read_public_key
 from fleetgap.pgp.sha512 import expected_sha512
-from fleetgap.pgp.signatures import SignatureError, verify_file
+from fleetgap.pgp.signatures import SignatureError
 from fleetgap.store import DataDir, atomic_write_bytes, is_temporary_name, place_file
 
 FETCHED, PRESENT, FAILED = "fetched", "present", "failed"
@@ -92,8 +94,8 @@ def mirror(
         options = NetOptions(**{**options.__dict__, "connections": parallel})
     unique = tuple({a.path: a for a in artifacts}.values())
     started = time.monotonic()
-    with Net(options) as net:
-        job = _Job(net, data, tuple(keys), source, progress)
+    with Net(options) as net, Verifier(keys, min(parallel, os.cpu_count() or 1)) as verifier:
+        job = _Job(net, data, verifier, source, progress)
         outcomes = _run_all(job.run, unique, parallel)
     return MirrorReport(outcomes, time.monotonic() - started)
 
@@ -156,7 +158,7 @@ def _run_all(run: Callable[[Artifact], Outcome], artifacts: Sequence[Artifact], 
 class _Job:
     net: Net
     data: DataDir
-    keys: tuple[PublicKey, ...]
+    verifier: Verifier
     source: str
     progress: ProgressFactory | None
 
@@ -196,7 +198,7 @@ class _Job:
             reason = f"checksum mismatch: expected {expected}, computed {got.sha512}"
             return Outcome(artifact, url, FAILED, reason, got.size, received, got.resumed_from)
         try:
-            verify_file(part, signature, list(self.keys))
+            self.verifier.verify(part, signature)
         except SignatureError as exc:
             discard_part(part)
             reason = f"bad signature: {exc}"
