@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from fleetgap.errors import FleetgapError
 from fleetgap.pgp.keys import PublicKey, parse_public_key
 from fleetgap.pgp.signatures import SignatureError, verify_file
 
@@ -42,7 +43,11 @@ class Verifier:
         if path.stat().st_size < PROCESS_THRESHOLD:
             verify_file(path, signature, self.keys)
             return
-        problem = self._pool_for().submit(_verify, str(path), signature, self._armored).result()
+        try:
+            future = self._pool_for().submit(_verify, str(path), signature, self._armored)
+            problem = future.result()
+        except (OSError, RuntimeError) as exc:  # e.g. BrokenProcessPool: a worker died
+            raise FleetgapError(f"signature check could not run: {exc}") from None
         if problem is not None:
             raise SignatureError(problem)
 
