@@ -7,7 +7,7 @@ clients from wrk while py-spy samples the thread holding the GIL (Python CPU tim
 threads and Granian's Rust side are not counted). Prints the functions with the most
 samples, by self time and by inclusive time, as `file:function`.
 Needs `pip install py-spy` and wrk. For the loader (cold index), use instead:
-    py-spy record -f raw -o load.txt -- python -m fleetgap serve --dry-run ...
+    py-spy record --subprocesses -f raw -o load.txt -- python -m fleetgap serve --dry-run ...
     python bench/profile.py --summarise load.txt
 """
 
