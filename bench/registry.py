@@ -111,6 +111,7 @@ class Report:
     persisted_index: str = ""
     load_peak_rss_mb: float = 0.0
     load_peak_pss_mb: float = 0.0
+    processes_after_load: list[str] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     budgets: list[tuple[str, str, str]] = field(default_factory=list)  # name, figure, PASS/MISS
 
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 if ng:
                     ng.stop()
             report.load_peak_rss_mb, report.load_peak_pss_mb = sampler.peak_mb()
+            report.processes_after_load = tree_breakdown(server.pid)
             report.rows = rows
         finally:
             if args.keep_server:
@@ -380,6 +382,21 @@ class RssSampler:
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         self.max_procs = max(self.max_procs, len(pids))
+
+
+def tree_breakdown(root: int) -> list[str]:
+    """One line per process of the tree: pid, RSS, PSS, command (shortened)."""
+    out = []
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        rss = _proc_kb(f"/proc/{pid}/status", "VmRSS:") / 1024
+        pss = _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024
+        out.append(f"pid {pid}: RSS {rss:.0f} MB, PSS {pss:.0f} MB: {cmd[:90]}")
+    return out
 
 
 def process_tree(root: int) -> list[int]:
@@ -882,7 +899,9 @@ def budget_table(report: Report) -> Iterator[str]:
     if w:
         yield f"warm restart {w.seconds:.2f} s{_loaded(w)} — {report.persisted_index}"
     rss, pss = report.load_peak_rss_mb, report.load_peak_pss_mb
-    yield f"under load: peak RSS {rss:.0f} MB, PSS {pss:.0f} MB"
+    yield f"under load: peak RSS {rss:.0f} MB, PSS {pss:.0f} MB; after the load:"
+    for line in report.processes_after_load:
+        yield f"  {line}"
     yield ""
     yield "| budget | measured | verdict |"
     yield "|---|---:|---|"
