@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from fleetgap.artifacts.catalogue import Artifact
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
@@ -69,7 +70,13 @@ class MirrorReport:
         )
 
 
-ProgressFactory = Callable[[Artifact], Progress | None]
+class MirrorProgress(Progress, Protocol):
+    """A download's progress, plus the verification stage that follows it."""
+
+    def verifying(self) -> None: ...
+
+
+ProgressFactory = Callable[[Artifact], MirrorProgress | None]
 
 
 def mirror(
@@ -197,6 +204,8 @@ class _Job:
             discard_part(part)
             reason = f"checksum mismatch: expected {expected}, computed {got.sha512}"
             return Outcome(artifact, url, FAILED, reason, got.size, received, got.resumed_from)
+        if progress is not None:
+            progress.verifying()
         try:
             self.verifier.verify(part, signature)
         except SignatureError as exc:

@@ -38,16 +38,21 @@ class RichProgress:
         self._progress.__exit__(*exc)
 
     def for_artifact(self, artifact: Artifact) -> _Bar:
-        return _Bar(self._progress, self._progress.add_task(artifact.name, total=None))
+        task = self._progress.add_task(artifact.name, total=None)
+        return _Bar(self._progress, task, artifact.name)
 
 
 @dataclass
 class _Bar:
     progress: Progress
     task: TaskID
+    name: str
 
     def start(self, total: int | None, done: int) -> None:
         self.progress.update(self.task, total=total, completed=done)
 
     def advance(self, size: int) -> None:
         self.progress.advance(self.task, size)
+
+    def verifying(self) -> None:
+        self.progress.update(self.task, description=f"{self.name} (verifying)")
