@@ -182,3 +182,13 @@ def test_resolve_refuses_symlinked_root_escape(tmp_path):
     os.symlink(tmp_path / "outside", tmp_path / "root" / "out")
     assert _resolve(tmp_path / "root", "out") is None
     assert _resolve(tmp_path / "root", "") == Path(tmp_path / "root")
+
+
+def test_query_string_is_ignored_like_a_static_host(served):
+    # spec: agent-artifacts §3.2 (the source's query ends up after the file name)
+    response = httpx.get(f"{served.url}/downloads/{AGENT}.sha512?token=abc")
+    assert response.status_code == 200
+
+
+def test_a_file_with_a_trailing_slash_is_not_found(served):
+    assert raw_get(served, f"/downloads/{AGENT}/")[0] == 404

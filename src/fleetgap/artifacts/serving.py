@@ -82,7 +82,7 @@ def _serve(root: Path, request: Request):
         if relative and not relative.endswith("/"):
             return RedirectResponse(request.url.path + "/", status_code=301)
         return _listing(target, request.url.path)
-    if not stat.S_ISREG(info.st_mode):
+    if not stat.S_ISREG(info.st_mode) or relative.endswith("/"):
         return PlainTextResponse("404 page not found\n", status_code=404)
     return _File(target, media_type=content_type(target.name), stat_result=info)
 
