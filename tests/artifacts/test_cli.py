@@ -89,3 +89,18 @@ def test_mirror_refuses_a_source_it_cannot_fetch_from(tmp_path, public_key_file,
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_products_shows_the_catalogue_with_user_additions(tmp_path):
+    extra = tmp_path / "mine.yml"
+    extra.write_text("products:\n  cloud-defend:\n    directory: cloud-defend\n"
+                     "    platforms: {linux-arm64: [tar.gz]}\n")  # fmt: skip
+    result = invoke("products", "--json", "--catalogue", str(extra))
+    assert result.exit_code == 0, result.output
+    rows = {row["product"]: row for row in json.loads(result.output)}
+    assert len(rows) == 16
+    agent = rows["elastic-agent"]["platforms"]
+    assert agent["windows-arm64"] == {"package_types": ["zip"], "since": "9.0.0", "until": None}
+    assert rows["cloud-defend"]["directory"] == "cloud-defend"
+    text = invoke("products").output
+    assert "endpoint-security  (endpoint-dev/)" in text

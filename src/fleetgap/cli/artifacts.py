@@ -52,6 +52,43 @@ def artifacts() -> None:
     """Elastic Agent and product binaries in Elastic's download layout."""
 
 
+@artifacts.command("products")
+@click.option(
+    "--catalogue",
+    "catalogues",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Extra product catalogue (YAML); repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def products_(catalogues, as_json) -> None:
+    """Show the catalogue: products, their folder, platforms and package types."""
+    catalogue = load_catalogue(catalogues)
+    rows = [
+        {
+            "product": product.name,
+            "directory": product.directory,
+            "platforms": {
+                offer.platform: {
+                    "package_types": list(offer.package_types),
+                    "since": ".".join(map(str, offer.since)) if offer.since else None,
+                    "until": ".".join(map(str, offer.until)) if offer.until else None,
+                }
+                for offer in product.offers
+            },
+        }
+        for product in catalogue.products.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['product']}  ({row['directory']}/)")
+        for platform, offer in row["platforms"].items():
+            bounds = "".join(f" {word} {offer[word]}" for word in ("since", "until") if offer[word])
+            click.echo(f"    {platform:<17} {', '.join(offer['package_types'])}{bounds}")
+
+
 @artifacts.command("list")
 @_selection
 @click.option("--sizes", is_flag=True, help="Ask the source for each size (HEAD).")
