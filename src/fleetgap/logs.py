@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
+from fleetgap.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
 REQUEST_LOGGER = "http"
@@ -156,24 +157,12 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter_ns()
-        status = 0
-        written = 0
-
-        async def send_and_measure(message: Message) -> None:
-            nonlocal status, written
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                written += len(message.get("body", b""))
-            elif message["type"] == "http.response.pathsend":
-                written += _file_size(message.get("path"))
-            await send(message)
-
+        meter = ResponseMeter(send)
         try:
-            await self.app(scope, receive, send_and_measure)
+            await self.app(scope, receive, meter)
         finally:
             if self.logger.isEnabledFor(logging.INFO):
-                message, fields = request_fields(scope, status or 500, written)
+                message, fields = request_fields(scope, meter.status or 500, meter.written)
                 fields["event.duration"] = time.perf_counter_ns() - started
                 self.logger.info(message, extra={"ecs": fields})
 
@@ -223,10 +212,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _file_size(path: object) -> int:
-    try:
-        return os.stat(str(path)).st_size
-    except OSError:
-        return 0

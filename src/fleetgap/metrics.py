@@ -9,7 +9,6 @@ imports this module.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -26,7 +25,9 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fleetgap.response_meter import ResponseMeter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NAMESPACE = "epr"
@@ -186,40 +187,21 @@ class MetricsMiddleware:
             return
         m = self.metrics
         started = time.perf_counter()
-        status = 0
-        written = 0
-
-        async def send_and_measure(message: Message) -> None:
-            nonlocal status, written
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                written += len(message.get("body", b""))
-            elif message["type"] == "http.response.pathsend":
-                written += _file_size(message["path"])
-            await send(message)
-
+        meter = ResponseMeter(send)
         m.in_flight_requests.inc()
         try:
-            await self.app(scope, receive, send_and_measure)
+            await self.app(scope, receive, meter)
         finally:
             m.in_flight_requests.dec()
             labels = {
-                "code": str(status or 500),
+                "code": str(meter.status or 500),
                 "method": scope.get("method", "").lower(),
                 "path": route_template(scope),
             }
             m.http_requests_total.labels(**labels).inc()
             m.http_request_duration_seconds.labels(**labels).observe(time.perf_counter() - started)
             m.http_request_size_bytes.labels(**labels).observe(_request_size(scope))
-            m.http_response_size_bytes.labels(**labels).observe(written)
-
-
-def _file_size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
+            m.http_response_size_bytes.labels(**labels).observe(meter.written)
 
 
 def route_template(scope: Scope) -> str:
