@@ -13,7 +13,6 @@ import pysequoia
 import pytest
 import trustme
 from click.testing import CliRunner
-from pgp_servers import TLS, run_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +22,7 @@ from fleetgap.cli import main
 from fleetgap.pgp.keys import SecretKey
 
 from corpus import compat_root
+from pgp_servers import TLS, run_app
 
 DROP = "elastic-agent/internal/pkg/agent/application/upgrade/artifact/download/fs/testdata/drop"
 DROP_FILE = "elastic-agent-8.0.0-darwin-x86_64.tar.gz"

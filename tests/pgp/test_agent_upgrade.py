@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pgp_servers import TLS, free_port
 
 from fleetgap.cli import main
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
 from fleetgap.pgp.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.pgp.key_routes import key_routes
+
+from pgp_servers import TLS
+from serving import free_port
 
 DROP_FILE = "elastic-agent-8.0.0-darwin-x86_64.tar.gz"
 NAME = "elastic-agent-8.0.0-linux-x86_64.tar.gz"  # the agent's test vector, served for linux

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pgp_servers import TLS, free_port, run_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from fleetgap.pgp.key_routes import PgpLimits, key_routes
+
+from pgp_servers import TLS, run_app
+from serving import free_port
 
 PATH = "/api/agents/upgrades/{}/pgp-public-key"
 

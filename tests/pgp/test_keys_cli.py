@@ -9,13 +9,14 @@ from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
-from pgp_servers import TLS, run_app
 from starlette.applications import Starlette
 
 from fleetgap.cli import main
 from fleetgap.pgp.elastic_key import load_elastic_key
 from fleetgap.pgp.key_routes import key_routes
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, SecretKey, read_public_key
+
+from pgp_servers import TLS, run_app
 
 
 def _run(*args: str):
