@@ -104,3 +104,31 @@ def test_products_shows_the_catalogue_with_user_additions(tmp_path):
     assert rows["cloud-defend"]["directory"] == "cloud-defend"
     text = invoke("products").output
     assert "endpoint-security  (endpoint-dev/)" in text
+
+
+def test_verify_rechecks_published_files(upstream, signing_key, public_key_file, tmp_path):
+    data = tmp_path / "data"
+    paths = []
+    for platform in ("linux-x86_64", "linux-arm64", "darwin-aarch64"):
+        path = f"beats/auditbeat/auditbeat-9.1.0-{platform}.tar.gz"
+        upstream.publish(path, path.encode() * 1000, signing_key)
+        paths.append(path)
+    mirrored = invoke("mirror", "--version", "9.1.0", "--product", "auditbeat", "--platform",
+                      "linux-x86_64", "--platform", "linux-arm64", "--platform", "darwin-aarch64",
+                      "--package-type", "tar.gz", "--data", str(data), "--key",
+                      str(public_key_file), "--source", upstream.source)  # fmt: skip
+    assert mirrored.exit_code == 0, mirrored.output
+    ok = invoke("verify", "--data", str(data), "--key", str(public_key_file))
+    assert ok.exit_code == 0, ok.output
+    assert "3 artifacts checked, 0 failed" in ok.output
+
+    downloads = data / "downloads"
+    tampered = downloads / paths[0]
+    tampered.write_bytes(tampered.read_bytes() + b"!")
+    (downloads / (paths[1] + ".asc")).unlink()
+    result = invoke("verify", "--data", str(data), "--key", str(public_key_file), "--json")
+    assert result.exit_code == 1
+    rows = {row["path"]: row for row in json.loads(result.stdout)["artifacts"]}
+    assert "checksum mismatch" in rows[paths[0]]["problem"]
+    assert rows[paths[1]]["problem"] == f"missing {paths[1].rsplit('/', 1)[1]}.asc"
+    assert rows[paths[2]]["ok"] is True

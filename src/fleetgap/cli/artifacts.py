@@ -164,6 +164,41 @@ def mirror_(version, products, platforms, package_types, catalogues, source, pro
         raise FleetgapError(f"{len(report.failures)} artifact(s) failed verification or download")
 
 
+@artifacts.command("verify")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    envvar="FLEETGAP_DATA",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="fleetgap data directory whose downloads/ is checked.",
+)
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify_(data_dir, key_files, as_json) -> None:
+    """Re-check every published file against its .sha512 and .asc."""
+    from fleetgap.artifacts.audit import audit_downloads
+    from fleetgap.artifacts.mirror import trusted_keys
+
+    data = DataDir(data_dir)
+    findings = audit_downloads(data, trusted_keys(data, key_files))
+    bad = [f for f in findings if f.problem]
+    if as_json:
+        rows = [{"path": f.path, "ok": f.problem is None, "problem": f.problem} for f in findings]
+        click.echo(json.dumps({"artifacts": rows}, indent=2))
+    for finding in bad:
+        click.echo(f"FAILED {finding.path}: {finding.problem}", err=True)
+    click.echo(f"{len(findings)} artifacts checked, {len(bad)} failed", err=as_json)
+    if bad:
+        raise FleetgapError(f"{len(bad)} published artifact(s) do not verify")
+
+
 def _select(version, products, platforms, package_types, catalogues) -> list[Artifact]:
     catalogue = load_catalogue(catalogues)
     return catalogue.select(version, products, platforms, package_types)
