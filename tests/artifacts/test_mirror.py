@@ -306,6 +306,18 @@ def test_mirror_through_http_connect_proxy_with_private_ca(tmp_path, signing_key
         assert other.exit_code == 1
         assert "CERTIFICATE_VERIFY_FAILED" in other.output
 
+        # HTTPS_PROXY from the environment is used when --proxy is not given
+        connects = proxy.log_text().count("CONNECT")
+        from_env = CliRunner().invoke(
+            main,
+            ["artifacts", "mirror", "--source", upstream.source, "--data", str(tmp_path / "d3"),
+             "--key", str(public_key_file), "--version", "9.1.0", "--product", "fleet-server",
+             "--platform", "linux-x86_64", "--ca-cert", str(ca_file)],
+            env={"HTTPS_PROXY": proxy.url, "NO_PROXY": "", "no_proxy": ""},
+        )  # fmt: skip
+        assert from_env.exit_code == 0, from_env.output
+        assert proxy.log_text().count("CONNECT") > connects
+
 
 def test_no_partial_or_temporary_name_is_served(tmp_path):
     downloads = tmp_path / "downloads"
