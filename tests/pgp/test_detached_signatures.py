@@ -238,16 +238,44 @@ def test_key_with_sha1_self_signatures_rejects_changed_data(sha1_signed) -> None
         verify_bytes(data.read_bytes() + b"x", asc.read_bytes(), [read_public_key(public)])
 
 
-def test_go_style_check_handles_ecdsa_on_nist_curves() -> None:
+def test_go_style_check_handles_ecdsa_on_nist_curves(tmp_path: Path) -> None:
     """The SHA-1-self-signature path (legacy.py) for an ECDSA key: gpg cannot make such a
-    key, so a P-256 key is routed there explicitly."""
-    tsk = pysequoia.Tsk.generate("p256 <p@example.org>", cipher_suite=pysequoia.CipherSuite.P256)
-    key = SecretKey.parse(str(tsk).encode())
-    signature = sign_bytes(b"payload", key)
-    forced = dataclasses.replace(key.public_key, weak_self_signatures=True)
+    key with SHA-1 self-signatures, so a P-256 key signing with its primary is routed
+    there explicitly."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback"]
+    data = tmp_path / "payload"
+    data.write_bytes(b"payload")
+    try:
+        subprocess.run(
+            [*gpg, "--passphrase", "", "--quick-gen-key", "p256 <p@example.org>"]
+            + ["nistp256", "sign", "never"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run([*gpg, "--armor", "--detach-sign", str(data)], check=True)
+        exported = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+    forced = dataclasses.replace(parse_public_key(exported.stdout), weak_self_signatures=True)
+    signature = Path(f"{data}.asc").read_bytes()
     assert verify_bytes(b"payload", signature, [forced]) is forced
     with pytest.raises(SignatureError, match="invalid signature"):
         verify_bytes(b"payload?", signature, [forced])
+
+
+def test_go_style_check_trusts_only_the_primary_key() -> None:
+    """On that path no subkey binding is checked, so a subkey's signature is refused: a
+    pinned fingerprint vouches for the primary key alone."""
+    tsk = pysequoia.Tsk.generate("rsa <r@example.org>", cipher_suite=pysequoia.CipherSuite.RSA2k)
+    key = SecretKey.parse(str(tsk).encode())
+    signature = sign_bytes(b"payload", key)  # pysequoia signs with the signing subkey
+    forced = dataclasses.replace(key.public_key, weak_self_signatures=True)
+    with pytest.raises(SignatureError, match="only the primary key is trusted"):
+        verify_bytes(b"payload", signature, [forced])
+    public = key.public_key
+    assert verify_bytes(b"payload", signature, [public]) is public  # pysequoia checks bindings
 
 
 def test_go_style_check_agrees_on_the_agent_test_vector(drop: Path) -> None:

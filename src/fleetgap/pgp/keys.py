@@ -87,6 +87,10 @@ class PublicKey:
         return self.fingerprint[-16:]
 
     @property
+    def primary_key_ids(self) -> frozenset[str]:
+        return frozenset(cert.fingerprint.upper()[-16:] for cert in self.certs)
+
+    @property
     def key_ids(self) -> frozenset[str]:
         return frozenset(c.key_id for c in self.components)
 

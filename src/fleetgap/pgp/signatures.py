@@ -127,6 +127,13 @@ def check_key(data: SignedData, parsed: ParsedSignature, key: PublicKey) -> str 
     if key.weak_self_signatures:
         if component.fields is None:
             return "openpgp: unsupported feature: key packet"
+        if component.key_id not in key.primary_key_ids:
+            # Go checks a subkey's binding signature; on this path nothing does, and a
+            # pinned fingerprint vouches for the primary key only (Elastic signs with it).
+            return (
+                f"signature made by subkey {component.key_id}, whose binding to the key is not "
+                "checked for keys with SHA-1 self-signatures: only the primary key is trusted"
+            )
         try:
             verify_legacy(data.chunks(), parsed.fields, component.fields)  # type: ignore[arg-type]
         except LegacyVerifyError as exc:
