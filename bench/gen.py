@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="30 x 5 packages, 2 MB artifacts")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-sign", action="store_true", help="no .zip.sig / .asc files")
     args = parser.parse_args(argv)
 
     opts = GenOptions(seed=args.seed)
@@ -198,19 +199,26 @@ def main(argv: list[str] | None = None) -> int:
         "agent_versions": tuple(args.agent_versions.split(",")) if args.agent_versions else None,
     }
     opts = GenOptions(**{**asdict(opts), **{k: v for k, v in overrides.items() if v is not None}})
-    generate(args.out, opts, force=args.force, jobs=args.jobs)
+    generate(args.out, opts, force=args.force, jobs=args.jobs, sign=not args.no_sign)
     return 0
 
 
-def generate(out: Path, opts: GenOptions, *, force: bool = False, jobs: int = 1) -> Path:
-    """Write the whole tree under `out`; skip when `out/gen.json` already records `opts`."""
+def generate(
+    out: Path, opts: GenOptions, *, force: bool = False, jobs: int = 1, sign: bool = True
+) -> Path:
+    """Write the whole tree under `out`; skip when `out/gen.json` already records `opts`.
+
+    With `sign`, every zip gets a `.zip.sig` and every artifact an `.asc` (see `sign_tree`).
+    """
     out = out.resolve()
     stamp = out / "gen.json"
     wanted = json.dumps(asdict(opts), sort_keys=True)
     if not force and stamp.exists() and stamp.read_text() == wanted:
         print(f"{out}: up to date ({opts.packages} x {opts.versions} packages)", file=sys.stderr)
+        if sign:
+            sign_tree(out, jobs)
         return out
-    for sub in ("packages", "downloads", "state"):
+    for sub in ("packages", "downloads", "state", "bench-key"):
         shutil.rmtree(out / sub, ignore_errors=True)
     stamp.unlink(missing_ok=True)
     (out / "packages").mkdir(parents=True, exist_ok=True)
@@ -229,7 +237,60 @@ def generate(out: Path, opts: GenOptions, *, force: bool = False, jobs: int = 1)
     config = {"package_paths": [str(out / "packages")]}
     (out / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     stamp.write_text(wanted)
+    if sign:
+        sign_tree(out, jobs)
     return out
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def sign_tree(out: Path, jobs: int) -> None:
+    """Sign what has no signature yet, with fleetgap's own OpenPGP code (RSA-4096).
+
+    The key is made once and kept in OUT/bench-key/ (secret.asc, public.asc), so a later
+    run only signs new files. Signatures carry a creation time: unlike the packages and
+    artifacts they are not reproducible from the seed.
+    """
+    try:
+        from fleetgap.pgp.keys import SecretKey
+    except ImportError:
+        print("fleetgap.pgp not available: packages left unsigned", file=sys.stderr)
+        return
+    key_dir = out / "bench-key"
+    secret = key_dir / "secret.asc"
+    if not secret.exists():
+        key_dir.mkdir(parents=True, exist_ok=True)
+        SecretKey.generate("fleetgap bench <bench@localhost>").write(secret, key_dir / "public.asc")
+    todo = [
+        (str(p), ".sig")
+        for p in sorted((out / "packages").glob("*.zip"))
+        if not Path(f"{p}.sig").exists()
+    ]
+    todo += [
+        (str(p), ".asc")
+        for p in sorted((out / "downloads").rglob("*"))
+        if p.is_file() and not p.name.endswith((".sha512", ".asc", ".tmp"))
+        if not Path(f"{p}.asc").exists()
+    ]
+    if not todo:
+        return
+    armored = secret.read_bytes()
+    chunks = [todo[i : i + 200] for i in range(0, len(todo), 200)]
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        signed = sum(pool.map(_sign_files, [(armored, c) for c in chunks]))
+    print(f"{out}: {signed} signatures written ({key_dir}/public.asc)", file=sys.stderr)
+
+
+def _sign_files(job: tuple[bytes, list[tuple[str, str]]]) -> int:
+    from fleetgap.pgp.keys import SecretKey
+    from fleetgap.pgp.signatures import sign_file
+
+    armored, files = job
+    key = SecretKey.parse(armored)
+    for path, suffix in files:
+        sign_file(Path(path), key, Path(path + suffix))
+    return len(files)
 
 
 # ---------------------------------------------------------------- packages

@@ -151,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         extra["FLEETGAP_WORKERS"] = str(args.workers)
     if args.log_level:
         extra["EPR_LOG_LEVEL"] = args.log_level
+    if not any((data / "packages").glob("*.zip.sig")):
+        extra["EPR_REQUIRE_PACKAGE_SIGNATURES"] = "false"  # unsigned tree (gen.py --no-sign)
     report.machine["serve_env"] = " ".join(f"{k}={v}" for k, v in extra.items()) or "defaults"
+    report.machine["serve_env"] += (
+        " (package signatures required)" if "EPR_REQUIRE_PACKAGE_SIGNATURES" not in extra else ""
+    )
     print_machine(report)
 
     with tempfile.TemporaryDirectory(prefix="fleetgap-bench-") as tmp:
@@ -243,8 +248,6 @@ class FleetgapServer:
         env = dict(os.environ)
         env.update(self.extra_env)
         env["EPR_ADDRESS"] = f"127.0.0.1:{self.port}"
-        if not any((self.data / "packages").glob("*.zip.sig")):
-            env["EPR_REQUIRE_PACKAGE_SIGNATURES"] = "false"
         if self.supports_data_dir():
             env["FLEETGAP_DATA"] = str(self.data)
             return env, self.workdir
