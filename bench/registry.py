@@ -938,6 +938,13 @@ def machine_info(wrk: str | None, nginx: str | None) -> dict:
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    if commit and dirty:
+        commit += f" + {len(dirty)} uncommitted file(s) in src/"
     wrk_version = "python asyncio client"
     if wrk:
         out = subprocess.run([wrk, "--version"], capture_output=True, text=True)
