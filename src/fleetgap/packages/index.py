@@ -9,6 +9,9 @@ and the reason; every other package is still served.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -72,6 +75,13 @@ class PackageIndex:
 
 def load_index(options: LoadOptions) -> PackageIndex:
     """Scan the package paths (zip indexer first, then directories)."""
+    index = _build(options)
+    gc.collect()
+    _release_freed_memory()
+    return index
+
+
+def _build(options: LoadOptions) -> PackageIndex:
     check = _signature_check(options)
     cache = IndexCache(options.cache, options.validate) if options.cache else None
     refused: list[Refusal] = []
@@ -82,10 +92,10 @@ def load_index(options: LoadOptions) -> PackageIndex:
         packages = _load_all(candidates, options, check, refused, cache, read)
         lists.append(_propagate_deprecation(_first_wins(packages)))
     zip_packages, dir_packages = lists
-    renderings = {
-        id(package): render_package(package, read[id(package)][2].rendering)
-        for package in (*zip_packages, *dir_packages)
-    }
+    renderings = {}
+    for package in (*zip_packages, *dir_packages):
+        renderings[id(package)] = render_package(package, read[id(package)][2].rendering)
+        package.pack()
     if cache is not None:
         cache.store((*entry, renderings.get(key)) for key, entry in read.items())
     by_key: dict[tuple[str, str], Package] = {}
@@ -94,6 +104,13 @@ def load_index(options: LoadOptions) -> PackageIndex:
     if not options.paths or all(not Path(p).is_dir() for p in options.paths):
         log.warning("no package path exists yet; serving an empty registry")
     return PackageIndex(tuple(zip_packages), tuple(dir_packages), tuple(refused), by_key)
+
+
+def _release_freed_memory() -> None:
+    """Hand the memory freed by loading back to the system (glibc keeps it otherwise:
+    loading frees about as much as the index keeps, in pieces malloc does not return)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def find_zip_packages(base: Path) -> list[Path]:
@@ -217,13 +234,12 @@ def _propagate_deprecation(packages: list[Package]) -> list[Package]:
     """The notice of the newest deprecated version applies to every version (spec §5.3)."""
     newest: dict[str, Package] = {}
     for package in packages:
-        if package.deprecated is None:
+        if package.own_deprecated is None:
             continue
         current = newest.get(package.name)
         if current is None or package.semver.compare(current.semver) > 0:
             newest[package.name] = package
     for package in packages:
         source = newest.get(package.name)
-        if source is not None and source is not package:
-            package.model["deprecated"] = source.deprecated
+        package.deprecated = source.own_deprecated if source else package.own_deprecated
     return packages

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetgap import __version__
-from fleetgap.packages.loader import LoadedModel
+from fleetgap.packages.loader import LoadedModel, Summary
 from fleetgap.packages.render import Rendering
 
 log = logging.getLogger("fleetgap.packages")
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass
@@ -39,10 +39,16 @@ class IndexCache:
         if found is None or found[0] != identity:
             return None
         try:
-            model, is_zip, warnings, rendering = marshal.loads(found[1])
+            model, summary, is_zip, warnings, rendering = marshal.loads(found[1])
+            return LoadedModel(
+                model,
+                Summary(*summary),
+                is_zip,
+                tuple(warnings),
+                tuple(rendering) if rendering else None,
+            )
         except (ValueError, EOFError, TypeError):
             return None
-        return LoadedModel(model, is_zip, tuple(warnings), tuple(rendering) if rendering else None)
 
     def store(self, loaded: Iterable[tuple[Path, str, LoadedModel, Rendering | None]]) -> None:
         """Make the cache hold exactly these entries: write the new or changed ones,
@@ -52,15 +58,12 @@ class IndexCache:
         rows = []
         for path, identity, item, rendering in loaded:
             keep.add(str(path))
-            unchanged = item.rendering is rendering and known.get(str(path), ("",))[0] == identity
-            if not unchanged:
-                entry = (
-                    item.model,
-                    item.is_zip,
-                    list(item.warnings),
-                    rendering and list(rendering),
-                )
-                rows.append((str(path), identity, marshal.dumps(entry)))
+            same_files = known.get(str(path), ("",))[0] == identity
+            if item.rendering is rendering and same_files:
+                continue
+            model = item.model if isinstance(item.model, bytes) else marshal.dumps(item.model)
+            entry = (model, tuple(item.summary), item.is_zip, list(item.warnings), rendering)
+            rows.append((str(path), identity, marshal.dumps(entry)))
         gone = [(path,) for path in known if path not in keep]
         if not rows and not gone:
             return

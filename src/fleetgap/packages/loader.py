@@ -10,7 +10,7 @@ import logging
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -33,12 +33,30 @@ def open_package_fs(path: Path) -> PackageFS:
     return DirectoryFS(path)
 
 
+class Summary(NamedTuple):
+    name: str
+    version: str
+    release: str
+    type: str
+    categories: tuple[str, ...]
+    template_categories: tuple[tuple[str, ...] | None, ...]
+    kibana: str | None  # conditions.kibana.version
+    agent: str | None  # conditions.agent.version
+    capabilities: tuple[str, ...] | None
+    format_version: str
+    discovery_fields: tuple[str, ...]
+    discovery_datasets: tuple[str, ...]
+    signed: bool  # a .sig lies beside the package
+    deprecated: dict[str, Any] | None
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """What reading a package yields before it becomes a `Package` (plain data: it crosses
-    process boundaries when several workers load)."""
+    process boundaries when several workers load, and is what the index cache keeps)."""
 
-    model: dict[str, Any]
+    model: dict[str, Any] | bytes  # bytes: packed with marshal (from the index cache)
+    summary: Summary
     is_zip: bool
     warnings: tuple[str, ...] = ()
     rendering: tuple | None = None  # an earlier render.Rendering, from the index cache
@@ -60,7 +78,7 @@ def read_model(path: Path, *, validate: bool = True) -> LoadedModel:
         raise PackageError(str(exc)) from exc
     try:
         model, warnings = _read(path, fs, validate)
-        return LoadedModel(model, isinstance(fs, ZipFS), tuple(warnings))
+        return LoadedModel(model, summarize(model), isinstance(fs, ZipFS), tuple(warnings))
     except (PackageFSError, schema.SchemaError, yaml.YAMLError) as exc:
         raise PackageError(_one_line(exc)) from exc
     except OSError as exc:
@@ -139,35 +157,59 @@ def _read(path: Path, fs: PackageFS, validate: bool) -> tuple[dict[str, Any], li
     return model, warnings
 
 
-def package_from_model(path: Path, loaded: LoadedModel) -> Package:
-    """The typed `Package` of a model `read_model` accepted."""
-    model = loaded.model
-    semver, kibana, agent, spec = _typed(model)
-    signature = Path(str(path) + ".sig")
-    templates = model.get("policy_templates", [])
+def summarize(model: dict[str, Any]) -> Summary:
+    """What a `Package` is built from besides the model itself (plain data)."""
     conditions = model.get("conditions", {})
-    capabilities = conditions.get("elastic", {}).get("capabilities")
     discovery = model.get("discovery", {})
-    return Package(
+    capabilities = conditions.get("elastic", {}).get("capabilities")
+    return Summary(
         name=model.get("name", ""),
         version=model.get("version", ""),
-        semver=semver,
         release=model["release"],
         type=model["type"],
         categories=tuple(model["categories"]),
         template_categories=tuple(
-            tuple(t["categories"]) if "categories" in t else None for t in templates
+            tuple(t["categories"]) if "categories" in t else None
+            for t in model.get("policy_templates", [])
         ),
-        kibana=kibana,
-        agent=agent,
+        kibana=conditions.get("kibana", {}).get("version"),
+        agent=conditions.get("agent", {}).get("version"),
         capabilities=tuple(capabilities) if capabilities is not None else None,
-        spec=spec,
+        format_version=model.get("format_version", ""),
         discovery_fields=tuple(f["name"] for f in discovery.get("fields", [])),
         discovery_datasets=tuple(d["name"] for d in discovery.get("datasets", [])),
+        signed="signature_path" in model,
+        deprecated=model.get("deprecated"),
+    )
+
+
+def package_from_model(path: Path, loaded: LoadedModel) -> Package:
+    """The typed `Package` of a model `read_model` accepted."""
+    s = loaded.summary
+    spec = None
+    if s.format_version:
+        format_version = Version.parse_strict(s.format_version)
+        spec = Version.parse_strict(f"{format_version.major}.{format_version.minor}.0")
+    return Package(
+        name=s.name,
+        version=s.version,
+        semver=Version.parse_strict(s.version),
+        release=s.release,
+        type=s.type,
+        categories=s.categories,
+        template_categories=s.template_categories,
+        kibana=Constraints.parse(s.kibana) if s.kibana is not None else None,
+        agent=Constraints.parse(s.agent) if s.agent is not None else None,
+        capabilities=s.capabilities,
+        spec=spec,
+        discovery_fields=s.discovery_fields,
+        discovery_datasets=s.discovery_datasets,
         base_path=path,
         is_zip=loaded.is_zip,
-        signature_file=signature if "signature_path" in model else None,
-        model=model,
+        signature_file=Path(f"{path}.sig") if s.signed else None,
+        model=loaded.model,
+        own_deprecated=s.deprecated,
+        deprecated=s.deprecated,
     )
 
 

@@ -1,11 +1,13 @@
-"""One indexed package: what filtering needs, typed, plus its JSON documents.
+"""One indexed package: what filtering needs, typed, plus its rendered JSON documents.
 
-The JSON-ready objects (`base`, `full`) are built at load time; `index.py` renders them
-to bytes once the whole index is known (deprecation notices cross versions).
+The decoded manifest (`model`) is kept packed with `marshal` once the index is built: the
+rendered bytes answer every request, and the dict is only unpacked on the rare paths that
+need it (a category match on policy templates only, proxy mode).
 """
 
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,16 +38,35 @@ class Package:
     base_path: Path  # the version directory, or the .zip file
     is_zip: bool
     signature_file: Path | None
-    model: dict[str, Any] = field(repr=False)  # the decoded manifest with derived fields
+    # the decoded manifest with derived fields; marshal bytes once packed
+    model: dict[str, Any] | bytes = field(repr=False)
+    # the manifest's own deprecation notice, and the one in effect (the newest version's)
+    own_deprecated: dict[str, Any] | None = None
+    deprecated: dict[str, Any] | None = None
     remote: bool = False  # proxy mode: known only from an upstream registry's answer
     # set by render.py once the index is known (deprecation notices cross versions)
-    base: dict[str, Any] = field(default_factory=dict, repr=False)  # BasePackage (/search)
     index_json: bytes = field(default=b"", repr=False)  # Package (/package/<n>/<v>/)
-    search_item: bytes = field(default=b"", repr=False)
+    search_item: bytes = field(default=b"", repr=False)  # BasePackage, inside /search
+
+    def manifest(self) -> dict[str, Any]:
+        """The model as a dict, with the deprecation notice in effect."""
+        model = marshal.loads(self.model) if isinstance(self.model, bytes) else dict(self.model)
+        if self.deprecated is None:
+            model.pop("deprecated", None)
+        else:
+            model["deprecated"] = self.deprecated
+        return model
 
     @property
-    def deprecated(self) -> dict[str, Any] | None:
-        return self.model.get("deprecated")
+    def base(self) -> dict[str, Any]:
+        """The BasePackage object (/search), derived from the model when needed."""
+        from fleetgap.packages import schema
+
+        return schema.encode(schema.BASE_PACKAGE, self.manifest())
+
+    def pack(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = marshal.dumps(self.model)
 
     @property
     def key(self) -> tuple[str, str]:

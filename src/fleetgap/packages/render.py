@@ -8,8 +8,8 @@ from fleetgap.packages import schema
 from fleetgap.packages.model import Package
 from fleetgap.registry.gojson import dumps
 
-# (deprecation notice rendered with, BasePackage object, /package/ JSON, /search item)
-Rendering = tuple[dict[str, Any] | None, dict[str, Any], bytes, bytes]
+# (deprecation notice rendered with, /package/ JSON, /search item)
+Rendering = tuple[dict[str, Any] | None, bytes, bytes]
 
 ITEM_INDENT = "  "  # a /search item sits one level inside the top-level array
 
@@ -18,13 +18,12 @@ def render_package(package: Package, earlier: Rendering | None = None) -> Render
     """Set the package's documents; `earlier` (from the index cache) is reused when it was
     made for the same deprecation notice, the one thing other versions can change."""
     if earlier is not None and earlier[0] == package.deprecated:
-        _, package.base, package.index_json, package.search_item = earlier
+        _, package.index_json, package.search_item = earlier
         return earlier
-    model = package.model
-    package.base = schema.encode(schema.BASE_PACKAGE, model)
+    model = package.manifest()
     package.index_json = dumps(schema.encode(schema.PACKAGE, model))
-    package.search_item = render_search_item(package.base)
-    return (package.deprecated, package.base, package.index_json, package.search_item)
+    package.search_item = render_search_item(schema.encode(schema.BASE_PACKAGE, model))
+    return (package.deprecated, package.index_json, package.search_item)
 
 
 def render_search_item(base: dict[str, Any]) -> bytes:

@@ -141,6 +141,5 @@ def remote_package(item: dict[str, Any]) -> Package:
         model=model,
         remote=True,
     )
-    package.base = base
     package.search_item = render_search_item(base)
     return package
