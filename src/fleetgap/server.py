@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import ipaddress
 import logging
 import os
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp
 from fleetgap import __version__, logs
 from fleetgap.config import COMPAT_VERSION, Settings, split_address
 from fleetgap.errors import FleetgapError
-from fleetgap.packages.index import LoadOptions, PackageIndex, load_index
+from fleetgap.packages.index import LoadOptions, PackageIndex, load_index, release_freed_memory
 from fleetgap.registry.app import IndexHolder, create_app
 
 log = logging.getLogger("fleetgap.server")
@@ -55,12 +56,18 @@ def run(settings: Settings) -> int:
         raise FleetgapError("no package paths configured, cannot enable watcher")
     host, port = split_address(settings.address)
     _check_free(bind_host(host), port, settings.address)
-    with _metrics_listener(settings, index):
+    with _metrics_listener(settings, len(index)):
         scheme = f"https (TLS {settings.tls_min_version} minimum)" if settings.tls else "http"
         if use_uvicorn(settings):
             log.info("Serving %s on %s with uvicorn", scheme, settings.address)
             return _run_uvicorn(settings, index)
         log.info("Serving %s on %s with Granian", scheme, settings.address)
+        if settings.index_cache_path is not None:
+            # Workers read the persisted index back in a second: the supervising process
+            # keeps no copy of its own (it would double the memory).
+            index = None
+            gc.collect()
+            release_freed_memory()
         return _run_granian(settings, index)
 
 
@@ -214,7 +221,7 @@ def _go_duration(seconds: float) -> str:
 
 
 @contextlib.contextmanager
-def _metrics_listener(settings: Settings, index: PackageIndex) -> Iterator[None]:
+def _metrics_listener(settings: Settings, indexed: int) -> Iterator[None]:
     if not settings.metrics_address:
         yield
         return
@@ -231,7 +238,7 @@ def _metrics_listener(settings: Settings, index: PackageIndex) -> Iterator[None]
             f"failed to start Prometheus metrics endpoint on {settings.metrics_address}: {exc}"
         ) from None
     log.info("Starting http metrics in %s", settings.metrics_address)
-    metrics.set_indexed_packages(len(index))
+    metrics.set_indexed_packages(indexed)
     try:
         yield
     finally:
@@ -242,7 +249,7 @@ def _metrics_listener(settings: Settings, index: PackageIndex) -> Iterator[None]
 # --- Granian ------------------------------------------------------------------------------
 
 
-def _run_granian(settings: Settings, index: PackageIndex) -> int:
+def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
 

@@ -77,7 +77,7 @@ def load_index(options: LoadOptions) -> PackageIndex:
     """Scan the package paths (zip indexer first, then directories)."""
     index = _build(options)
     gc.collect()
-    _release_freed_memory()
+    release_freed_memory()
     return index
 
 
@@ -106,7 +106,7 @@ def _build(options: LoadOptions) -> PackageIndex:
     return PackageIndex(tuple(zip_packages), tuple(dir_packages), tuple(refused), by_key)
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Hand the memory freed by loading back to the system (glibc keeps it otherwise:
     loading frees about as much as the index keeps, in pieces malloc does not return)."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
