@@ -118,9 +118,11 @@ def find_zip_packages(base: Path) -> list[Path]:
     found: list[Path] = []
     for directory, dirnames, filenames in os.walk(base):
         dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(".zip"):
-                found.append(Path(directory) / name)
+        found.extend(
+            Path(os.path.join(directory, name))
+            for name in sorted(filenames)
+            if name.endswith(".zip")
+        )
     return found
 
 
@@ -201,14 +203,14 @@ def _read_one(path: Path, validate: bool) -> LoadedModel | Refusal:
 
 
 def _check_signature(package: Package, options: LoadOptions, check: SignatureCheck | None) -> None:
-    if package.signature_file is None:
+    if not package.signed:
         if options.require_signatures or check is not None:
             raise PackageError(
                 f"package {package.name}-{package.version} is missing a required signature file"
             )
         return
     if check is not None:
-        check(package.base_path, package.signature_file)
+        check(package.base_path, Path(f"{package.base_path}.sig"))
 
 
 def _signature_check(options: LoadOptions) -> SignatureCheck | None:

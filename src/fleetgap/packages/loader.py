@@ -206,7 +206,7 @@ def package_from_model(path: Path, loaded: LoadedModel) -> Package:
         discovery_datasets=s.discovery_datasets,
         base_path=path,
         is_zip=loaded.is_zip,
-        signature_file=Path(f"{path}.sig") if s.signed else None,
+        signed=s.signed,
         model=loaded.model,
         own_deprecated=s.deprecated,
         deprecated=s.deprecated,

@@ -37,7 +37,7 @@ class Package:
     discovery_datasets: tuple[str, ...]
     base_path: Path  # the version directory, or the .zip file
     is_zip: bool
-    signature_file: Path | None
+    signed: bool  # a .sig lies beside the package
     # the decoded manifest with derived fields; marshal bytes once packed
     model: dict[str, Any] | bytes = field(repr=False)
     # the manifest's own deprecation notice, and the one in effect (the newest version's)
@@ -63,6 +63,10 @@ class Package:
         from fleetgap.packages import schema
 
         return schema.encode(schema.BASE_PACKAGE, self.manifest())
+
+    @property
+    def signature_file(self) -> Path | None:
+        return Path(f"{self.base_path}.sig") if self.signed else None
 
     def pack(self) -> None:
         if isinstance(self.model, dict):

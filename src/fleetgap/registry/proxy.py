@@ -137,7 +137,7 @@ def remote_package(item: dict[str, Any]) -> Package:
         discovery_datasets=(),
         base_path=Path(),
         is_zip=False,
-        signature_file=None,
+        signed=False,
         model=model,
         remote=True,
     )
