@@ -13,17 +13,18 @@ import contextlib
 import ctypes
 import gc
 import logging
+import marshal
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fleetgap.packages.index_cache import IndexCache, fingerprint
 from fleetgap.packages.loader import LoadedModel, package_from_model, read_model
 from fleetgap.packages.model import Package, PackageError
-from fleetgap.packages.render import render_package
+from fleetgap.packages.render import render_model, render_package
 from fleetgap.semver import SemverError, Version
 
 log = logging.getLogger("fleetgap.packages")
@@ -196,10 +197,16 @@ def _read_many(paths: list[Path], options: LoadOptions) -> list[LoadedModel | Re
 
 
 def _read_one(path: Path, validate: bool) -> LoadedModel | Refusal:
+    """Read, render and pack one package: only bytes and a small summary come back, so
+    the main process never holds the decoded manifests (in a worker process, the
+    rendering is done in parallel too)."""
     try:
-        return read_model(path, validate=validate)
+        loaded = read_model(path, validate=validate)
     except PackageError as exc:
         return Refusal(path, str(exc))
+    model = loaded.model
+    assert isinstance(model, dict)
+    return replace(loaded, model=marshal.dumps(model), rendering=render_model(model))
 
 
 def _check_signature(package: Package, options: LoadOptions, check: SignatureCheck | None) -> None:
