@@ -61,3 +61,8 @@ def test_published_key_for_fleet_server(server: str) -> None:
 def test_fleet_server_key_endpoint(server: str) -> None:
     response = httpx.get(server + "/api/agents/upgrades/9.1.0/pgp-public-key")
     assert (response.status_code, response.text) == (200, KEY)
+
+
+def test_unknown_key_path_is_the_registry_not_found(server: str) -> None:
+    response = httpx.get(server + "/GPG-KEY-nothing")
+    assert (response.status_code, response.text) == (404, "404 page not found\n")

@@ -38,6 +38,8 @@ log = logging.getLogger("fleetgap.pgp")
 API_VERSION = "2023-06-01"  # spec: fleet-server-pgp §1, the only supported value
 KEY_FILE = "default.pgp"
 PUBLISHED_KEYS = ("GPG-KEY-elastic-agent", "GPG-KEY-elasticsearch")
+# Every path `key_routes` answers starts with one of these.
+KEY_PATH_PREFIXES = ("/GPG-KEY-", "/api/agents/upgrades/")
 CACHE_TTL = 30 * 60.0
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GO_INT = re.compile(r"^[+-]?[0-9]+$")
