@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -24,7 +23,7 @@ from fleetgap.packages.fs import DirectoryFS, PackageFSError, ZipFS
 from fleetgap.packages.index import PackageIndex
 from fleetgap.packages.model import Package
 from fleetgap.registry.archive import zip_directory
-from fleetgap.registry.content import Content, http_error, serve_content, serve_file
+from fleetgap.registry.content import Content, http_error, serve_content
 from fleetgap.registry.gojson import dumps
 from fleetgap.registry.proxy import Upstream, UpstreamError
 from fleetgap.registry.query import QueryError, categories_filter, search_filter
@@ -244,11 +243,10 @@ async def _package_file(
         )
         return remote or not_found(missing, method)
     path = str(package.base_path) + (".sig" if suffix.endswith(".sig") else "")
-    exists = await anyio.to_thread.run_sync(os.path.exists, path)
-    if not exists:
-        log.error("stat package path failed: %s", path)
-        return internal_error(method, headers)
     if suffix == ".zip" and not package.is_zip:
+        if not os.path.isdir(path):
+            log.error("stat package path failed: %s", path)
+            return internal_error(method, headers)
         headers.append(("content-type", "application/zip"))
         if method == "HEAD":  # the length is not known before the zip is made
             response = Response(status_code=200)
@@ -257,7 +255,13 @@ async def _package_file(
             response = StreamingResponse(body, status_code=200)
         response.raw_headers = [(k.encode(), v.encode()) for k, v in headers]
         return response
-    return await serve_file(request, path, headers=headers)
+    try:
+        # A stat is fast enough to do here; a hop to a thread costs more under load.
+        content = Content.from_path(path)
+    except OSError as exc:
+        log.error("stat package path failed: %s: %s", path, exc.strerror)
+        return internal_error(method, headers)
+    return await serve_content(request, content, headers=headers)
 
 
 async def static(ctx: Context, request: Request, params: dict[str, str]) -> Response:
@@ -273,7 +277,7 @@ async def static(ctx: Context, request: Request, params: dict[str, str]) -> Resp
         return remote or not_found("package revision not found", method)
     headers = cache_headers(ctx.settings.cache_time.catch_all)
     try:
-        content = await anyio.to_thread.run_sync(_static_content, ctx, package, file)
+        content = _static_content(ctx, package, file)  # stats and lookups only
     except (OSError, PackageFSError) as exc:
         log.error("serving %s from %s failed: %s", file, package.base_path, exc)
         return internal_error(method, headers)
