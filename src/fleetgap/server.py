@@ -28,7 +28,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetgap import __version__, logs
 from fleetgap.config import COMPAT_VERSION, Settings, split_address
 from fleetgap.errors import FleetgapError
-from fleetgap.packages.index import LoadOptions, PackageIndex, load_index, release_freed_memory
+from fleetgap.packages.index import (
+    LoadOptions,
+    PackageIndex,
+    current_cache_size,
+    load_index,
+    release_freed_memory,
+)
 from fleetgap.registry.app import IndexHolder, create_app
 
 log = logging.getLogger("fleetgap.server")
@@ -49,22 +55,33 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (or, with dry_run, load and report). Returns the exit code."""
     logs.configure(settings)
     _log_startup(settings)
-    index = load_packages(settings)
+    granian = not use_uvicorn(settings)
+    # With Granian and a persisted index, the workers load the index; this process only
+    # makes sure the persisted index is current (a quick check when it is, a full load
+    # that brings it up to date when it is not) and keeps no copy of its own.
+    delegate = granian and not settings.dry_run and settings.index_cache_path is not None
+    current = current_cache_size(load_options(settings)) if delegate else None
+    if current is not None:
+        log.info("%d local package manifests loaded (persisted index is current).", current)
+        index, count = None, current
+    else:
+        index = load_packages(settings)
+        count = len(index)
     if settings.dry_run:
+        assert index is not None
         return _dry_run_exit_code(settings, index)
     if settings.package_paths_enable_watcher and not settings.package_paths:
         raise FleetgapError("no package paths configured, cannot enable watcher")
     host, port = split_address(settings.address)
     _check_free(bind_host(host), port, settings.address)
-    with _metrics_listener(settings, len(index)):
+    with _metrics_listener(settings, count):
         scheme = f"https (TLS {settings.tls_min_version} minimum)" if settings.tls else "http"
-        if use_uvicorn(settings):
+        if not granian:
+            assert index is not None
             log.info("Serving %s on %s with uvicorn", scheme, settings.address)
             return _run_uvicorn(settings, index)
         log.info("Serving %s on %s with Granian", scheme, settings.address)
-        if settings.index_cache_path is not None:
-            # Workers read the persisted index back in a second: the supervising process
-            # keeps no copy of its own (it would double the memory).
+        if delegate:
             index = None
             gc.collect()
             release_freed_memory()

@@ -73,3 +73,19 @@ def test_serve_with_data_dir_keeps_its_index_in_state(tmp_path: Path) -> None:
         assert httpx.get(server.url + "/search").json()[0]["name"] == "alpha"
     with sqlite3.connect(data / "state" / "index-cache.sqlite") as db:
         assert db.execute("SELECT count(*) FROM entries").fetchone() == (1,)
+
+
+def test_restart_with_a_current_index_loads_it_only_in_the_workers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_zip_package(data / "packages", "alpha", "1.0.0")
+    flags = ["--data", str(data), "-require-package-signatures=false"]
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path) as first:
+        assert "persisted index is current" not in first.log_text()
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path) as second:
+        assert httpx.get(second.url + "/search").json()[0]["name"] == "alpha"
+        assert "1 local package manifests loaded (persisted index is current)" in second.log_text()
+    write_zip_package(data / "packages", "beta", "1.0.0")
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path) as third:
+        names = [p["name"] for p in httpx.get(third.url + "/search").json()]
+        assert names == ["alpha", "beta"]
+        assert "persisted index is current" not in third.log_text()

@@ -82,6 +82,21 @@ def load_index(options: LoadOptions) -> PackageIndex:
     return index
 
 
+def current_cache_size(options: LoadOptions) -> int | None:
+    """The package count of the persisted index if it is current for every package the
+    paths hold now (then loading it again changes nothing); None when it is not, or when
+    signatures are verified on every load."""
+    if options.cache is None or options.verify_keys:
+        return None
+    candidates = [
+        path
+        for finder in (find_zip_packages, find_directory_packages)
+        for base in options.paths
+        for path in finder(base)
+    ]
+    return IndexCache(options.cache, options.validate).current_size(candidates)
+
+
 def _build(options: LoadOptions) -> PackageIndex:
     check = _signature_check(options)
     cache = IndexCache(options.cache, options.validate) if options.cache else None

@@ -10,6 +10,7 @@ Entries are stored with `marshal` (plain data only: it cannot carry code to run)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import marshal
 import os
@@ -24,7 +25,7 @@ from fleetgap.packages.render import Rendering
 
 log = logging.getLogger("fleetgap.packages")
 
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass
@@ -63,7 +64,8 @@ class IndexCache:
                 continue
             model = item.model if isinstance(item.model, bytes) else marshal.dumps(item.model)
             entry = (model, tuple(item.summary), item.is_zip, list(item.warnings), rendering)
-            rows.append((str(path), identity, marshal.dumps(entry)))
+            key = f"{item.summary.name}-{item.summary.version}"
+            rows.append((str(path), identity, key, marshal.dumps(entry)))
         gone = [(path,) for path in known if path not in keep]
         if not rows and not gone:
             return
@@ -72,9 +74,30 @@ class IndexCache:
             with _connect(self.path) as db:
                 _reset_if_foreign(db, self._meta())
                 db.executemany("DELETE FROM entries WHERE path = ?", gone)
-                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", rows)
         except (sqlite3.Error, OSError) as exc:
-            log.warning("index cache %s not written: %s", self.path, exc)
+            log.warning("index cache %s not written, removed to be rebuilt: %s", self.path, exc)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    def current_size(self, candidates: list[Path]) -> int | None:
+        """The number of packages (name and version) the cache holds when it holds exactly
+        `candidates` with their files unchanged; None otherwise. Reads no entries."""
+        if not self.path.is_file():
+            return None
+        try:
+            with _connect(self.path) as db:
+                if not _reset_if_foreign(db, self._meta()):
+                    return None
+                rows = db.execute("SELECT path, fingerprint, package FROM entries").fetchall()
+        except sqlite3.Error:
+            return None
+        known = {path: identity for path, identity, _ in rows}
+        if len(known) != len(candidates):
+            return None
+        if any(known.get(str(path)) != fingerprint(path) for path in candidates):
+            return None
+        return len({package for _, _, package in rows})
 
     def _meta(self) -> str:
         return f"{FORMAT}/{__version__}/validate={self.validate}"
@@ -93,13 +116,17 @@ class IndexCache:
         return self._entries
 
 
+_CREATE_ENTRIES = (
+    "CREATE TABLE IF NOT EXISTS entries "
+    "(path TEXT PRIMARY KEY, fingerprint TEXT, package TEXT, entry BLOB)"
+)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS entries (path TEXT PRIMARY KEY, fingerprint TEXT, entry BLOB)"
-    )
+    db.execute(_CREATE_ENTRIES)
     return db
 
 
@@ -108,7 +135,8 @@ def _reset_if_foreign(db: sqlite3.Connection, meta: str) -> bool:
     row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
     if row is not None and row[0] == meta:
         return True
-    db.execute("DELETE FROM entries")
+    db.execute("DROP TABLE entries")  # its layout may be another version's
+    db.execute(_CREATE_ENTRIES)
     db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (meta,))
     return False
 
