@@ -7,6 +7,7 @@ spec: epr-api §11.3. Keys are written flat and dotted as Go's ecszap writes the
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -206,6 +207,7 @@ def _split_host(host: str) -> tuple[str, str]:
     return (name, port) if sep and ":" not in name else (host, "")
 
 
+@functools.lru_cache(maxsize=1024)  # a registry has few clients; parsing costs per request
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
