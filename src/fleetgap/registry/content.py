@@ -23,7 +23,7 @@ import secrets
 import stat
 import struct
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -304,43 +304,37 @@ def _check_preconditions(
 
 
 def _if_match(value: str, etag: str | None) -> bool | None:
+    """Go `checkIfMatch`: None when absent; True on `*` or a strong match."""
     if not value:
         return None
-    while True:
-        value = value.strip(_TRIM)
-        if not value:
-            break
-        if value[0] == ",":
-            value = value[1:]
-            continue
-        if value[0] == "*":
-            return True
-        tag, value = _scan_etag(value)
-        if not tag:
-            break
-        if _strong_match(tag, etag or ""):
-            return True
-    return False
+    return any(tag == "*" or _strong_match(tag, etag or "") for tag in _etag_list(value))
 
 
 def _if_none_match(value: str, etag: str | None) -> bool | None:
+    """Go `checkIfNoneMatch`: None when absent; False (the condition fails) on `*` or a
+    weak match."""
     if not value:
         return None
+    mine = (etag or "").removeprefix("W/")
+    return not any(tag == "*" or tag.removeprefix("W/") == mine for tag in _etag_list(value))
+
+
+def _etag_list(value: str) -> Iterator[str]:
+    """The entity tags of an If-Match / If-None-Match list, and `*`, until one is malformed."""
     while True:
         value = value.strip(_TRIM)
         if not value:
-            break
+            return
         if value[0] == ",":
             value = value[1:]
             continue
         if value[0] == "*":
-            return False
+            yield "*"
+            return
         tag, value = _scan_etag(value)
         if not tag:
-            break
-        if tag.removeprefix("W/") == (etag or "").removeprefix("W/"):
-            return False
-    return True
+            return
+        yield tag
 
 
 def _if_unmodified_since(value: str, modtime: float | None) -> bool | None:
