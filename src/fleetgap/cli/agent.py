@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fleetgap.artifacts.urls import DEFAULT_SOURCE
+from fleetgap.cli.options import data_option
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
 from fleetgap.pgp.agent_upgrade import (
@@ -49,13 +50,7 @@ def agent() -> None:
     help="The URL the agent always appends (point it at your mirror to test one).",
 )
 @click.option("--elastic-key", type=_FILE, help="Elastic's key file (default: DATA/keys/).")
-@click.option(
-    "--data",
-    "data_dir",
-    envvar="FLEETGAP_DATA",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="fleetgap data directory (env FLEETGAP_DATA), for Elastic's key.",
-)
+@data_option("fleetgap data directory (env FLEETGAP_DATA), for Elastic's key.")
 @click.option(
     "--ca-cert", type=_FILE, help="agent.download.ssl.certificate_authorities (PEM bundle)."
 )

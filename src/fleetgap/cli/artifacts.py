@@ -11,6 +11,7 @@ import click
 
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
+from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.store import DataDir
@@ -115,20 +116,9 @@ def list_(version, products, platforms, package_types, catalogues, source, proxy
 
 @artifacts.command("mirror")
 @_selection
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    envvar="FLEETGAP_DATA",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="fleetgap data directory; files land in DATA/downloads/.",
-)
-@click.option(
-    "--key",
-    "key_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/.",
+@data_option("fleetgap data directory; files land in DATA/downloads/.", required=True)
+@key_files_option(
+    "Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/."
 )
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
 def mirror_(version, products, platforms, package_types, catalogues, source, proxy, ca_cert,
@@ -165,20 +155,9 @@ def mirror_(version, products, platforms, package_types, catalogues, source, pro
 
 
 @artifacts.command("verify")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    envvar="FLEETGAP_DATA",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="fleetgap data directory whose downloads/ is checked.",
-)
-@click.option(
-    "--key",
-    "key_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/.",
+@data_option("fleetgap data directory whose downloads/ is checked.", required=True, exists=True)
+@key_files_option(
+    "Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify_(data_dir, key_files, as_json) -> None:

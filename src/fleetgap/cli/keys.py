@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.options import data_option
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
 from fleetgap.pgp.elastic_key import AGENT_KEY_FILE, ELASTIC_KEY_URL, fetch_elastic_key
@@ -20,14 +21,7 @@ from fleetgap.pgp.keys import (
     write_atomic,
 )
 
-_DATA = click.option(
-    "--data",
-    "data_dir",
-    envvar="FLEETGAP_DATA",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="fleetgap data directory (env FLEETGAP_DATA).",
-)
+_DATA = data_option("fleetgap data directory (env FLEETGAP_DATA).", required=True)
 
 
 @click.group()
@@ -119,13 +113,7 @@ def publish(key_file: Path, data_dir: Path) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Public key to install (default: DATA/keys/GPG-KEY-elastic-agent).",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    envvar="FLEETGAP_DATA",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="fleetgap data directory (env FLEETGAP_DATA).",
-)
+@data_option("fleetgap data directory (env FLEETGAP_DATA).")
 def install_fleet_server(
     fleet_server_dir: Path, key_file: Path | None, data_dir: Path | None
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.artifact_check import check_artifact, default_keys
 from fleetgap.pgp.keys import read_public_key
@@ -19,20 +20,10 @@ def verify() -> None:
 
 @verify.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--key",
-    "key_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Public key to try (repeatable, tried in order). Default: DATA/keys/ Elastic keys.",
+@key_files_option(
+    "Public key to try (repeatable, tried in order). Default: DATA/keys/ Elastic keys."
 )
-@click.option(
-    "--data",
-    "data_dir",
-    envvar="FLEETGAP_DATA",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="fleetgap data directory (env FLEETGAP_DATA), for the default keys.",
-)
+@data_option("fleetgap data directory (env FLEETGAP_DATA), for the default keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def artifact(file: Path, key_files: tuple[Path, ...], data_dir: Path | None, as_json: bool) -> None:
     """Check FILE against FILE.sha512 and FILE.asc; print which key verified it."""

@@ -1,0 +1,30 @@
+"""Options several commands share, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def data_option(help: str, *, required: bool = False, exists: bool = False):  # type: ignore[no-untyped-def]  # noqa: E501
+    """`--data DIR` (env FLEETGAP_DATA): the fleetgap data directory."""
+    return click.option(
+        "--data",
+        "data_dir",
+        required=required,
+        envvar="FLEETGAP_DATA",
+        type=click.Path(file_okay=False, exists=exists, path_type=Path),
+        help=help,
+    )
+
+
+def key_files_option(help: str):  # type: ignore[no-untyped-def]
+    """`--key FILE`, repeatable: armored public keys to trust, tried in order."""
+    return click.option(
+        "--key",
+        "key_files",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=help,
+    )
