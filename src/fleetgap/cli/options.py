@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 
-def data_option(help: str, *, required: bool = False, exists: bool = False):  # type: ignore[no-untyped-def]  # noqa: E501
+def data_option(help: str, *, required: bool = False, exists: bool = False):
     """`--data DIR` (env FLEETGAP_DATA): the fleetgap data directory."""
     return click.option(
         "--data",
@@ -19,7 +19,7 @@ def data_option(help: str, *, required: bool = False, exists: bool = False):  # 
     )
 
 
-def key_files_option(help: str):  # type: ignore[no-untyped-def]
+def key_files_option(help: str):
     """`--key FILE`, repeatable: armored public keys to trust, tried in order."""
     return click.option(
         "--key",
