@@ -302,3 +302,12 @@ def test_version_flag_and_env() -> None:
     assert version_requested({}, {"EPR_VERSION": "true"}) is True
     assert version_requested({"version": "false"}, {"EPR_VERSION": "true"}) is False
     assert version_requested({}, {}) is False
+
+
+def test_data_packages_already_in_config_are_scanned_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "packages").mkdir(parents=True)
+    config = tmp_path / "config.yml"
+    config.write_text(f"package_paths:\n  - {data / 'packages'}\n")
+    settings = load_settings({"config": str(config), "data": str(data)}, {})
+    assert settings.package_paths == (data / "packages",)

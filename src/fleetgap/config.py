@@ -447,7 +447,9 @@ def _apply_config_file(settings: Settings, *, explicit: bool, notices: list[str]
             return replace(settings, package_paths=data_paths)
         return replace(settings, package_paths=(sample_packages_path(),), sample_packages=True)
     package_paths, cache_time = read_config_file(path, notices)
-    return replace(settings, package_paths=package_paths + data_paths, cache_time=cache_time)
+    listed = {os.path.realpath(p) for p in package_paths}
+    extra = tuple(p for p in data_paths if os.path.realpath(p) not in listed)
+    return replace(settings, package_paths=package_paths + extra, cache_time=cache_time)
 
 
 _CACHE_KEYS = {
