@@ -45,6 +45,10 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 _COMPILED = tuple(
     (name, template, re.compile(pattern + r"/?", re.DOTALL)) for name, template, pattern in ROUTES
 )
+# Paths that are exactly a parameterless route's template: answered without a regex.
+_EXACT: dict[str, tuple[str, str]] = {
+    template: (name, template) for name, template, pattern in ROUTES if "(" not in pattern
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ def escape_path(path: str) -> str:
 
 
 def match_route(path: str, query_string: str) -> RouteMatch | None:
+    exact = _EXACT.get(path)
+    if exact is not None:
+        return RouteMatch(exact[0], exact[1], {})
     for name, template, pattern in _COMPILED:
         found = pattern.fullmatch(path)
         if found is None:
