@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,39 +30,13 @@ from fleetgap.registry.content import (
 )
 from fleetgap.registry.mimetypes import content_type, sniff
 
+from serving import serve_asgi
+
 CACHE = [("Cache-Control", "max-age=600"), ("Cache-Control", "public")]
 MTIME = 1_600_000_000.75  # Sun, 13 Sep 2020 12:26:40 GMT (+0.75 s, truncated by Go)
 MTIME_TEXT = "Sun, 13 Sep 2020 12:26:40 GMT"
 DATA = bytes(range(256)) * 40  # 10240 binary bytes
 ZIP_TIME = (2021, 7, 29, 17, 26, 4)
-
-
-class ServerThread:
-    """uvicorn on 127.0.0.1 with a free port, in a background thread."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +103,8 @@ def _app(root: Path, compat_root: Path) -> Starlette:
 @pytest.fixture(scope="module")
 def client(files: Path, compat: Path) -> Iterator[httpx.Client]:
     with (
-        ServerThread(_app(files, compat / "package-registry")) as server,
-        httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as http,
+        serve_asgi(_app(files, compat / "package-registry"), lifespan="off") as base,
+        httpx.Client(base_url=base) as http,
     ):
         yield http
 
