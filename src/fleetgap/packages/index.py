@@ -62,11 +62,6 @@ class PackageIndex:
     def indexers(self) -> tuple[tuple[Package, ...], ...]:
         return (self.zip_packages, self.dir_packages)
 
-    @property
-    def packages(self) -> tuple[Package, ...]:
-        """Every served package once (zip before directory for the same name and version)."""
-        return tuple(self.by_key.values())
-
     def __len__(self) -> int:
         return len(self.by_key)
 

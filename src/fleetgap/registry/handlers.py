@@ -36,6 +36,7 @@ from fleetgap.registry.responses import (
     raw_response,
     redirect,
 )
+from fleetgap.registry.routing import parse_query
 from fleetgap.semver import SemverError, Version
 
 log = logging.getLogger("fleetgap.registry")
@@ -180,8 +181,6 @@ async def _answer(
 
 
 def _query(request: Request) -> dict[str, list[str]]:
-    from fleetgap.registry.routing import parse_query
-
     return parse_query(request.scope.get("query_string", b"").decode("latin-1"))
 
 

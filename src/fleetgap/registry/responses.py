@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.responses import Response
 
 from fleetgap.registry.content import http_error
@@ -38,7 +40,7 @@ def not_found(message: str, method: str) -> Response:
     return http_error(message, 404, headers=NO_CACHE, method=method)
 
 
-def internal_error(method: str, headers: Headers = ()) -> Response:  # type: ignore[assignment]
+def internal_error(method: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
     return http_error("internal server error", 500, headers=list(headers), method=method)
 
 
