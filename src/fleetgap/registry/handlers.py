@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -39,6 +40,9 @@ from fleetgap.registry.responses import (
 from fleetgap.registry.routing import parse_query
 from fleetgap.semver import SemverError, Version
 
+if TYPE_CHECKING:  # app.py imports this module
+    from fleetgap.registry.app import IndexHolder
+
 log = logging.getLogger("fleetgap.registry")
 
 # The version of Elastic's registry whose behaviour fleetgap reproduces (its `/` answer).
@@ -49,7 +53,7 @@ ANSWER_CACHE_SIZE = 2048
 @dataclass
 class Context:
     settings: Settings
-    holder: object  # IndexHolder
+    holder: IndexHolder
     upstream: Upstream | None
     _cached_for: PackageIndex | None = None
     _answers: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
@@ -65,7 +69,7 @@ class Context:
 
     @property
     def index(self) -> PackageIndex:
-        index = self.holder.index  # type: ignore[attr-defined]
+        index = self.holder.index
         if index is not self._cached_for:
             self._cached_for = index
             self._answers = OrderedDict()
