@@ -66,9 +66,14 @@ class Progress(Protocol):
 class Download:
     path: Path
     size: int
-    sha512: str  # lowercase hex of the whole file
+    digest: hashlib._Hash  # SHA-512 state after the whole file: copy() it to hash on
     resumed_from: int  # bytes already on disk when the last request started
     received: int  # bytes this call took off the network
+
+    @property
+    def sha512(self) -> str:
+        """Lowercase hex SHA-512 of the whole file."""
+        return self.digest.copy().hexdigest()
 
 
 class Net:
@@ -130,7 +135,7 @@ class Net:
             return _download_once(client, url, part, progress, received)
 
         result = self._retrying(url, once)
-        return Download(result.path, result.size, result.sha512, result.resumed_from, received[0])
+        return Download(result.path, result.size, result.digest, result.resumed_from, received[0])
 
     def _retrying(self, url: str, call: Callable[[httpx.Client], T]) -> T:
         try:
@@ -251,7 +256,7 @@ def _download_once(
             if total == offset:  # the part was already complete
                 if progress:
                     progress.start(total, total)
-                return Download(part, offset, _hash_file(part).hexdigest(), offset, 0)
+                return Download(part, offset, _hash_file(part), offset, 0)
             discard_part(part)
             raise _Transient("local partial file is longer than the remote one")
         _check_status(response, url)
@@ -287,7 +292,7 @@ def _download_once(
     size = offset + received
     if total is not None and size != total:
         raise _Transient(f"connection closed after {size} of {total} bytes")
-    return Download(part, size, digest.hexdigest(), offset, received)
+    return Download(part, size, digest, offset, received)
 
 
 class _HashingWriter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -109,7 +108,7 @@ def test_elastic_key_is_read_with_its_pinned_fingerprint(elastic_key_file: Path)
     key = read_public_key(elastic_key_file)
     assert key.fingerprint == ELASTIC_FINGERPRINT
     assert key.key_id == "D27D666CD88E42B4"
-    assert key.weak_self_signatures  # SHA-1 self-signatures, see legacy.py
+    assert key.weak_self_signatures  # SHA-1 self-signatures: pysequoia refuses it, Go does not
 
 
 def test_only_the_first_armored_block_is_read(drop: Path, elastic_key_file: Path) -> None:
@@ -238,10 +237,8 @@ def test_key_with_sha1_self_signatures_rejects_changed_data(sha1_signed) -> None
         verify_bytes(data.read_bytes() + b"x", asc.read_bytes(), [read_public_key(public)])
 
 
-def test_go_style_check_handles_ecdsa_on_nist_curves(tmp_path: Path) -> None:
-    """The SHA-1-self-signature path (legacy.py) for an ECDSA key: gpg cannot make such a
-    key with SHA-1 self-signatures, so a P-256 key signing with its primary is routed
-    there explicitly."""
+def test_ecdsa_primary_key_signature_verifies(tmp_path: Path) -> None:
+    """A P-256 key (what Go reads besides RSA and DSA) signing with its primary key."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback"]
@@ -258,30 +255,26 @@ def test_go_style_check_handles_ecdsa_on_nist_curves(tmp_path: Path) -> None:
         exported = subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True)
     finally:
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
-    forced = dataclasses.replace(parse_public_key(exported.stdout), weak_self_signatures=True)
+    key = parse_public_key(exported.stdout)
     signature = Path(f"{data}.asc").read_bytes()
-    assert verify_bytes(b"payload", signature, [forced]) is forced
+    assert verify_bytes(b"payload", signature, [key]) is key
     with pytest.raises(SignatureError, match="invalid signature"):
-        verify_bytes(b"payload?", signature, [forced])
+        verify_bytes(b"payload?", signature, [key])
 
 
-def test_go_style_check_trusts_only_the_primary_key() -> None:
-    """On that path no subkey binding is checked, so a subkey's signature is refused: a
-    pinned fingerprint vouches for the primary key alone."""
+def test_signature_by_a_bound_signing_subkey_verifies() -> None:
+    """pysequoia signs with the signing subkey; its binding and back-signature verify."""
     tsk = pysequoia.Tsk.generate("rsa <r@example.org>", cipher_suite=pysequoia.CipherSuite.RSA2k)
     key = SecretKey.parse(str(tsk).encode())
-    signature = sign_bytes(b"payload", key)  # pysequoia signs with the signing subkey
-    forced = dataclasses.replace(key.public_key, weak_self_signatures=True)
-    with pytest.raises(SignatureError, match="only the primary key is trusted"):
-        verify_bytes(b"payload", signature, [forced])
     public = key.public_key
-    assert verify_bytes(b"payload", signature, [public]) is public  # pysequoia checks bindings
-
-
-def test_go_style_check_agrees_on_the_agent_test_vector(drop: Path) -> None:
-    key = read_public_key(drop / "public-key.pgp")
-    forced = dataclasses.replace(key, weak_self_signatures=True)
-    asc = (drop / f"{DROP_FILE}.asc").read_bytes()
-    assert verify_file(drop / DROP_FILE, asc, [forced]) is forced
+    signature = sign_bytes(b"payload", key)
+    assert verify_bytes(b"payload", signature, [public]) is public
     with pytest.raises(SignatureError, match="hash tag doesn't match"):
-        verify_bytes((drop / DROP_FILE).read_bytes() + b"!", asc, [forced])
+        verify_bytes(b"payload!", signature, [public])
+
+
+def test_one_byte_change_fails_on_the_hash_tag_like_go(drop: Path) -> None:
+    key = read_public_key(drop / "public-key.pgp")
+    asc = (drop / f"{DROP_FILE}.asc").read_bytes()
+    with pytest.raises(SignatureError, match="hash tag doesn't match"):
+        verify_bytes((drop / DROP_FILE).read_bytes() + b"!", asc, [key])

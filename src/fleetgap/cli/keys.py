@@ -18,6 +18,7 @@ from fleetgap.pgp.keys import (
     go_incompatibility,
     parse_public_key,
     read_public_key,
+    utc_text,
     write_atomic,
 )
 
@@ -67,7 +68,11 @@ def show(key_file: Path) -> None:
         click.echo(f"user id:     {uid}")
     for part in key.components:
         usage = "sign" if part.can_sign else "no sign"
-        click.echo(f"key:         {part.key_id} ({usage})")
+        standing = f"; unusable: {part.unusable}" if part.unusable else ""
+        expiry = f"; expires {utc_text(part.expires)}" if part.expires else ""
+        click.echo(f"key:         {part.key_id} ({usage}{expiry}{standing})")
+    if key.weak_self_signatures:
+        click.echo("note:        SHA-1 self-signatures (the agent accepts them, FIPS may not)")
     from pysequoia.packet import PacketPile, Tag
 
     packets = [

@@ -13,8 +13,14 @@ from pathlib import Path
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.elastic_key import AGENT_KEY_FILE, ELASTIC_KEY_FILE
 from fleetgap.pgp.keys import PublicKey, read_public_key
-from fleetgap.pgp.sha512 import check_sha512
-from fleetgap.pgp.signatures import verify_file
+from fleetgap.pgp.sha512 import compare_sha512, sidecar_sha512
+from fleetgap.pgp.signatures import (
+    ParsedSignature,
+    SignatureError,
+    file_digests,
+    parse_detached_signature,
+    verify_digest,
+)
 
 
 @dataclass(frozen=True)
@@ -35,18 +41,35 @@ class ArtifactCheck:
 
 
 def check_artifact(path: Path, keys: Sequence[tuple[str, PublicKey]]) -> ArtifactCheck:
-    """Raises ChecksumError, SignatureError or FleetgapError (missing sidecar) with the reason."""
+    """Raises ChecksumError, SignatureError or FleetgapError (missing sidecar) with the reason.
+
+    The file is read once: the same pass hashes it for the sidecar and for the signature.
+    """
     path = Path(path)
     sidecar = path.with_name(path.name + ".sha512")
     asc = path.with_name(path.name + ".asc")
     if not sidecar.is_file():
         raise FleetgapError(f"{sidecar} is missing (the agent needs it even with --skip-verify)")
-    digest = check_sha512(path, sidecar.read_text("utf-8", "replace"), str(sidecar))
-    if not asc.is_file():
-        raise FleetgapError(f"{asc} is missing: the agent cannot verify the signature")
-    key = verify_file(path, asc.read_bytes(), [key for _, key in keys])
+    expected = sidecar_sha512(path, sidecar.read_text("utf-8", "replace"), str(sidecar))
+    parsed, unusable = _signature(asc)
+    sha512, signed = file_digests(path, parsed)
+    digest = compare_sha512(path, expected, sha512.hexdigest())
+    if parsed is None or signed is None:
+        raise unusable or FleetgapError(f"{asc} is unusable")
+    key = verify_digest(signed, parsed, [key for _, key in keys])
     origin = next(origin for origin, candidate in keys if candidate is key)
     return ArtifactCheck(path, digest, key, origin)
+
+
+def _signature(asc: Path) -> tuple[ParsedSignature | None, FleetgapError | None]:
+    """The parsed `.asc`, or why it cannot be used (raised after the checksum, as the agent
+    checks the checksum first)."""
+    if not asc.is_file():
+        return None, FleetgapError(f"{asc} is missing: the agent cannot verify the signature")
+    try:
+        return parse_detached_signature(asc.read_bytes()), None
+    except SignatureError as exc:
+        return None, exc
 
 
 def default_keys(data_dir: Path | None) -> list[tuple[str, PublicKey]]:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 SIG_BINARY = 0x00
 SIG_TEXT = 0x01
+_SUBPACKET_CREATED = 2
+_SUBPACKET_KEY_EXPIRES = 9
 _SUBPACKET_ISSUER = 16
-_SUBPACKET_ISSUER_FPR = 33
 _SUBPACKET_KEY_FLAGS = 27
+_SUBPACKET_EMBEDDED = 32
 _EC_ALGOS = {18, 19, 22}  # ECDH, ECDSA, EdDSA
 
 
@@ -29,9 +31,12 @@ class SignatureFields:
     hash_algo: int
     hashed_part: bytes  # version .. end of hashed subpackets: what the trailer covers
     issuer_key_id: str | None  # upper hex, from an issuer subpacket (hashed or not)
-    key_flags: int | None
+    key_flags: int | None  # hashed area only
     left16: bytes
     mpis: tuple[bytes, ...]
+    created: int | None = None  # hashed area only, seconds since the epoch
+    key_expires: int | None = None  # hashed; seconds after the key's creation, 0 = never
+    embedded: bytes | None = None  # an embedded signature packet body (the back-signature)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class KeyFields:
     pk_algo: int
     mpis: tuple[bytes, ...]
     curve_oid: bytes | None = None  # ECDSA/ECDH/EdDSA keys: the curve, before the MPIs
+    body: bytes = b""  # the whole packet body: what key signatures hash
+    created: int = 0  # seconds since the epoch
 
 
 def parse_signature(body: bytes) -> SignatureFields:
@@ -52,12 +59,12 @@ def parse_signature(body: bytes) -> SignatureFields:
     rest = unhashed_start + unhashed_len
     if rest + 2 > len(body):
         raise PacketError("truncated signature packet")
-    subpackets = [
-        *_subpackets(body[6:hashed_end]),
-        *_subpackets(body[unhashed_start:rest]),
-    ]
+    hashed = _subpackets(body[6:hashed_end])
+    subpackets = [*hashed, *_subpackets(body[unhashed_start:rest])]
     issuer = next((data for kind, data in subpackets if kind == _SUBPACKET_ISSUER), None)
-    flags = next((data for kind, data in subpackets if kind == _SUBPACKET_KEY_FLAGS), None)
+    flags = _first(hashed, _SUBPACKET_KEY_FLAGS)
+    created = _first(hashed, _SUBPACKET_CREATED)
+    expires = _first(hashed, _SUBPACKET_KEY_EXPIRES)
     return SignatureFields(
         version=4,
         sig_type=body[1],
@@ -68,6 +75,9 @@ def parse_signature(body: bytes) -> SignatureFields:
         key_flags=flags[0] if flags else None,
         left16=body[rest : rest + 2],
         mpis=_mpis(body[rest + 2 :]),
+        created=int.from_bytes(created, "big") if created and len(created) == 4 else None,
+        key_expires=int.from_bytes(expires, "big") if expires and len(expires) == 4 else None,
+        embedded=next((data for kind, data in subpackets if kind == _SUBPACKET_EMBEDDED), None),
     )
 
 
@@ -75,10 +85,15 @@ def parse_key(body: bytes) -> KeyFields:
     if len(body) < 6 or body[0] != 4:
         raise PacketError("not a v4 key")
     algo = body[5]
+    created = int.from_bytes(body[1:5], "big")
     if algo in _EC_ALGOS:
         end = 7 + body[6]
-        return KeyFields(version=4, pk_algo=algo, mpis=_mpis(body[end:]), curve_oid=body[7:end])
-    return KeyFields(version=4, pk_algo=algo, mpis=_mpis(body[6:]))
+        return KeyFields(4, algo, _mpis(body[end:]), body[7:end], body, created)
+    return KeyFields(4, algo, _mpis(body[6:]), None, body, created)
+
+
+def _first(subpackets: list[tuple[int, bytes]], kind: int) -> bytes | None:
+    return next((data for found, data in subpackets if found == kind), None)
 
 
 def _subpackets(area: bytes) -> list[tuple[int, bytes]]:

@@ -49,11 +49,22 @@ def sidecar_line(path: Path) -> str:
 def check_sha512(path: Path, sidecar_text: str, sidecar_name: str | None = None) -> str:
     """The verified digest; raises ChecksumError with the agent's reason."""
     path = Path(path)
-    where = sidecar_name or f"{path}.sha512"
+    expected = sidecar_sha512(path, sidecar_text, sidecar_name)
+    return compare_sha512(path, expected, file_sha512(path))
+
+
+def sidecar_sha512(path: Path, sidecar_text: str, sidecar_name: str | None = None) -> str:
+    """The digest the sidecar gives for `path`; ChecksumError "not_found" if none."""
+    path = Path(path)
     expected = expected_sha512(sidecar_text, path.name)
     if expected is None:
+        where = sidecar_name or f"{path}.sha512"
         raise ChecksumError(f'checksum for "{path.name}" was not found in "{where}"', "not_found")
-    computed = file_sha512(path)
+    return expected
+
+
+def compare_sha512(path: Path, expected: str, computed: str) -> str:
+    """`computed` when it equals `expected` (as strings, like the agent); else ChecksumError."""
     if expected != computed:
         raise ChecksumError(
             f"checksum mismatch for {path}: expected {expected}, computed {computed}", "mismatch"

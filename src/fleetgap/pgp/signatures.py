@@ -3,11 +3,13 @@
 spec: agent-artifacts §6.3. The signature must be one armored `PGP SIGNATURE` block
 holding a v4 signature of type binary or canonical text, with an issuer key-ID
 subpacket; keys are tried one at a time, in order, never merged; the first key that
-verifies wins. Verification streams the file (constant memory, see `_sequoia`).
+verifies wins. pysequoia makes signatures; checking them follows Go (`signature_math`):
+from a running hash, so a file is read once for its `.sha512` and its signature.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,8 +23,20 @@ from fleetgap.errors import FleetgapError
 from fleetgap.pgp._sequoia import sequoia_message
 from fleetgap.pgp.armor import SIGNATURE_BLOCK, ArmorError, first_armored_block
 from fleetgap.pgp.keys import PublicKey, SecretKey
-from fleetgap.pgp.legacy import LegacyVerifyError, verify_legacy
-from fleetgap.pgp.packets import SIG_BINARY, SIG_TEXT, PacketError, parse_signature
+from fleetgap.pgp.packets import (
+    SIG_BINARY,
+    SIG_TEXT,
+    PacketError,
+    SignatureFields,
+    parse_signature,
+)
+from fleetgap.pgp.signature_math import (
+    DataDigest,
+    Hash,
+    SignatureMathError,
+    shares_sha512,
+    verify_data,
+)
 
 UNKNOWN_ENTITY = "openpgp: signature made by unknown entity"
 _CHUNK = 1 << 20
@@ -88,7 +102,7 @@ class ParsedSignature:
     sig: pysequoia.Sig
     issuer_key_id: str | None
     sig_type: int
-    fields: object  # packets.SignatureFields of the first signature packet
+    fields: SignatureFields  # of the first signature packet
 
 
 def parse_detached_signature(signature: bytes | str) -> ParsedSignature:
@@ -121,36 +135,59 @@ def parse_detached_signature(signature: bytes | str) -> ParsedSignature:
 
 def check_key(data: SignedData, parsed: ParsedSignature, key: PublicKey) -> str | None:
     """None if `key` verifies the signature, else the reason (Go's words where it has them)."""
+    try:
+        digest = DataDigest(parsed.fields)
+    except SignatureMathError as exc:
+        return str(exc)
+    for chunk in data.chunks():
+        digest.update(chunk)
+    return check_digest(digest, parsed, key)
+
+
+def check_digest(digest: DataDigest, parsed: ParsedSignature, key: PublicKey) -> str | None:
+    """`check_key` for data already hashed into `digest` (which stays usable)."""
     component = key.signing_key(parsed.issuer_key_id or "")
     if component is None:
         return UNKNOWN_ENTITY
-    if key.weak_self_signatures:
-        if component.fields is None:
-            return "openpgp: unsupported feature: key packet"
-        if component.key_id not in key.primary_key_ids:
-            # Go checks a subkey's binding signature; on this path nothing does, and a
-            # pinned fingerprint vouches for the primary key only (Elastic signs with it).
-            return (
-                f"signature made by subkey {component.key_id}, whose binding to the key is not "
-                "checked for keys with SHA-1 self-signatures: only the primary key is trusted"
-            )
-        try:
-            verify_legacy(data.chunks(), parsed.fields, component.fields)  # type: ignore[arg-type]
-        except LegacyVerifyError as exc:
-            return str(exc)
-        return None
+    if component.fields is None:
+        return "openpgp: unsupported feature: key packet"
+    if component.unusable is not None:
+        return component.unusable
     try:
-        if data.path is not None:
-            pysequoia.verify(
-                file=str(data.path), signature=parsed.sig, store=lambda _ids: list(key.certs)
-            )
-        else:
-            pysequoia.verify(
-                bytes=data.data, signature=parsed.sig, store=lambda _ids: list(key.certs)
-            )
-    except Exception as exc:
-        return f"openpgp: invalid signature: {sequoia_message(exc)}"
+        verify_data(digest, parsed.fields, component.fields)
+    except SignatureMathError as exc:
+        return str(exc)
     return None
+
+
+def verify_digest(digest: DataDigest, signature: ParsedSignature, keys: Sequence[PublicKey]):
+    """The first of `keys` whose check of the hashed data passes; raises SignatureError."""
+    return _first_key(lambda key: check_digest(digest, signature, key), signature, keys)
+
+
+def file_digests(path: Path, parsed: ParsedSignature | None) -> tuple[Hash, DataDigest | None]:
+    """One read of the file: its SHA-512 (the sidecar's) and the hash `parsed` covers."""
+    sha512 = hashlib.sha512()
+    other = DataDigest(parsed.fields) if parsed and not shares_sha512(parsed.fields) else None
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha512.update(chunk)
+            if other is not None:
+                other.update(chunk)
+    if parsed is None:
+        return sha512, None
+    return sha512, other or DataDigest(parsed.fields, sha512.copy())
+
+
+def signed_digest(parsed: ParsedSignature, sha512: Hash, path: Path) -> DataDigest:
+    """The hash the signature covers, from the file's SHA-512 state when it is the same
+    (Elastic signs binary SHA-512); otherwise the file is read once more."""
+    if shares_sha512(parsed.fields):
+        return DataDigest(parsed.fields, sha512.copy())
+    digest = DataDigest(parsed.fields)
+    for chunk in SignedData(path=path).chunks():
+        digest.update(chunk)
+    return digest
 
 
 @dataclass(frozen=True)
@@ -174,9 +211,21 @@ def _verify(data: SignedData, signature: bytes, keys: Sequence[PublicKey]) -> Pu
     if not keys:
         raise SignatureError("no PGP keys to verify with")
     parsed = parse_detached_signature(signature)
+    try:
+        digest = DataDigest(parsed.fields)
+    except SignatureMathError as exc:
+        raise SignatureError(str(exc)) from None
+    for chunk in data.chunks():
+        digest.update(chunk)
+    return verify_digest(digest, parsed, keys)
+
+
+def _first_key(check, parsed: ParsedSignature, keys: Sequence[PublicKey]) -> PublicKey:
+    if not keys:
+        raise SignatureError("no PGP keys to verify with")
     attempts: list[str] = []
     for index, key in enumerate(keys):
-        problem = check_key(data, parsed, key)
+        problem = check(key)
         if problem is None:
             return key
         attempts.append(f"PGP[{index}] {key.fingerprint}: {problem}")
