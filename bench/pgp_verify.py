@@ -3,9 +3,9 @@
     python bench/pgp_verify.py [--size-gb 2] [--dir /tmp]
 
 Writes a random file of the given size, signs it with a fresh RSA key (pysequoia), then
-verifies it in a child process (so the child's peak RSS belongs to verification alone) the
-two ways fleetgap does: pysequoia streaming (normal keys) and the SHA-1-self-signature path
-(hashlib + cryptography, used for Elastic's own key). Also times the `.sha512` check.
+verifies it in a child process (so the child's peak RSS belongs to verification alone):
+the signature alone, the `.sha512` alone, and both in the one read fleetgap makes
+(`check_artifact`, what `verify artifact`, the audit and — while downloading — the mirror do).
 The file is deleted at the end. Target: peak RSS < 100 MB for a 2 GB file.
 """
 
@@ -21,18 +21,19 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import dataclasses, resource, sys, time
+import resource, sys, time
 from pathlib import Path
+from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import read_public_key
 from fleetgap.pgp.sha512 import file_sha512
 from fleetgap.pgp.signatures import verify_file
 data, sig, pub, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 key = read_public_key(pub)
-if mode == "legacy":
-    key = dataclasses.replace(key, weak_self_signatures=True)
 start = time.perf_counter()
 if mode == "sha512":
     file_sha512(data)
+elif mode == "both":
+    check_artifact(data, [("bench", key)])
 else:
     verify_file(data, sig.read_bytes(), [key])
 elapsed = time.perf_counter() - start
@@ -50,6 +51,7 @@ def main() -> None:
     import pysequoia
 
     from fleetgap.pgp.keys import SecretKey
+    from fleetgap.pgp.sha512 import sidecar_line
     from fleetgap.pgp.signatures import sign_file
 
     folder = Path(tempfile.mkdtemp(prefix="fleetgap-bench-", dir=args.dir))
@@ -71,10 +73,11 @@ def main() -> None:
         signature = sign_file(data, key)
         sign_s = time.perf_counter() - start
         print(f"file: {size / (1 << 30):.2f} GiB; sign (pysequoia): {sign_s:.2f} s")
+        data.with_name(data.name + ".sha512").write_text(sidecar_line(data))
         for mode, label in (
-            ("sequoia", "verify, pysequoia streaming"),
-            ("legacy", "verify, SHA-1-self-sig key path"),
-            ("sha512", ".sha512 digest (hashlib)"),
+            ("signature", "signature (.asc) alone"),
+            ("sha512", ".sha512 digest alone"),
+            ("both", ".sha512 and .asc, one read"),
         ):
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(data), str(signature), str(public), mode],

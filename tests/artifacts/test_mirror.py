@@ -12,6 +12,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import craft
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -371,24 +372,47 @@ def test_ctrl_c_stops_at_once_and_keeps_the_partial_file_for_the_next_run(
     assert (data / "downloads" / big).read_bytes() == content
 
 
-def test_big_files_are_verified_in_worker_processes_with_the_same_verdict(
-    upstream, signing_key, other_key, public_key_file, tmp_path
+@pytest.mark.parametrize(
+    "signature", [{"hash_algo": 8}, {"sig_type": craft.SIG_TEXT}], ids=["sha256", "text"]
+)
+def test_signature_over_another_hash_is_checked_with_a_second_read(
+    upstream, signing_key, tmp_path, signature
 ):
-    from fleetgap.artifacts.verifier import PROCESS_THRESHOLD
-
+    """One pass serves the sidecar and a binary SHA-512 signature; other signatures
+    (another hash, canonical text) need the file once more — and still decide alone."""
+    key, stranger = craft.RsaKey.generate(), craft.RsaKey.generate()
+    key_file = tmp_path / "crafted.asc"
+    key_file.write_text(craft.armor_public(craft.build_cert(key)))
     good = "beats/metricbeat/metricbeat-9.1.0-linux-arm64.tar.gz"
     bad = "beats/metricbeat/metricbeat-9.1.0-linux-x86_64.tar.gz"
-    good_content = os.urandom(PROCESS_THRESHOLD + 1)
-    bad_content = os.urandom(PROCESS_THRESHOLD + 1)
-    upstream.publish(good, good_content, signing_key)
-    upstream.publish(bad, bad_content, signing_key, signature=sign_bytes(bad_content, other_key))
+    for path, signer in ((good, key), (bad, stranger)):
+        content = os.urandom(3 << 20) + b"\nlast line\r\n"
+        asc = craft.detached_signature(signer, content, **signature).encode()
+        upstream.publish(path, content, signing_key, signature=asc)
     data = tmp_path / "data"
     result = run_mirror(
-        upstream, data, public_key_file, "--version", "9.1.0", "--product", "metricbeat",
+        upstream, data, key_file, "--version", "9.1.0", "--product", "metricbeat",
         "--platform", "linux-x86_64", "--platform", "linux-arm64", "--package-type", "tar.gz",
     )  # fmt: skip
     assert result.exit_code == 1
     (failed,) = [line for line in result.output.splitlines() if line.startswith("FAILED")]
     assert failed.startswith(f"FAILED {bad}: bad signature")
-    assert (data / "downloads" / good).read_bytes() == good_content
+    assert "signature made by unknown entity" in failed
+    assert (data / "downloads" / good).is_file()
     assert not (data / "downloads" / bad).exists()
+
+
+def test_an_unusable_asc_fails_the_artifact_before_the_binary_is_downloaded(
+    upstream, signing_key, public_key_file, tmp_path
+):
+    path = "beats/filebeat/filebeat-9.1.0-linux-x86_64.tar.gz"
+    upstream.publish(path, content_for(path), signing_key, signature=b"not a signature\n")
+    data = tmp_path / "data"
+    result = run_mirror(
+        upstream, data, public_key_file, "--version", "9.1.0", "--product", "filebeat",
+        "--platform", "linux-x86_64", "--package-type", "tar.gz",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"FAILED {path}: bad signature: invalid signature" in result.output
+    assert upstream.recorder.for_path(".asc") and upstream.recorder.for_path(".sha512")
+    assert upstream.recorder.for_path(Path(path).name) == []  # the binary was never asked for

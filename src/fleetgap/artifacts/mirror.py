@@ -3,15 +3,16 @@
 For each artifact: if the binary and both sidecars are already published, nothing is
 fetched (only verified files are ever published). Otherwise the `.sha512` and `.asc` are
 fetched first (small; a missing one fails the artifact before the big download), the binary
-is downloaded — resuming — into DATA/state/incoming/, its SHA-512 is checked against the
-sidecar with the agent's rules and its detached signature against the trusted keys
-(spec: agent-artifacts §6.1, §6.3). Only then are the sidecars and, last, the binary moved
-into downloads/: a visible binary always has its verified sidecars beside it.
+is downloaded — resuming — into DATA/state/incoming/ and hashed as it arrives; that one
+SHA-512 pass is checked against the sidecar with the agent's rules and, when the signature
+is SHA-512 (Elastic's are), also completes the detached signature's check against the
+trusted keys (spec: agent-artifacts §6.1, §6.3). Only then are the sidecars and, last,
+the binary moved into downloads/: a visible binary always has its verified sidecars
+beside it.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -22,12 +23,16 @@ from typing import Protocol
 
 from fleetgap.artifacts.catalogue import Artifact
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
-from fleetgap.artifacts.verifier import Verifier
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions, Progress, discard_part
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key, read_public_key
 from fleetgap.pgp.sha512 import expected_sha512
-from fleetgap.pgp.signatures import SignatureError
+from fleetgap.pgp.signatures import (
+    SignatureError,
+    parse_detached_signature,
+    signed_digest,
+    verify_digest,
+)
 from fleetgap.store import DataDir, atomic_write_bytes, is_temporary_name, place_file
 
 FETCHED, PRESENT, FAILED = "fetched", "present", "failed"
@@ -101,8 +106,8 @@ def mirror(
         options = NetOptions(**{**options.__dict__, "connections": parallel})
     unique = tuple({a.path: a for a in artifacts}.values())
     started = time.monotonic()
-    with Net(options) as net, Verifier(keys, min(parallel, os.cpu_count() or 1)) as verifier:
-        job = _Job(net, data, verifier, source, progress)
+    with Net(options) as net:
+        job = _Job(net, data, tuple(keys), source, progress)
         outcomes = _run_all(job.run, unique, parallel)
     return MirrorReport(outcomes, time.monotonic() - started)
 
@@ -165,7 +170,7 @@ def _run_all(run: Callable[[Artifact], Outcome], artifacts: Sequence[Artifact], 
 class _Job:
     net: Net
     data: DataDir
-    verifier: Verifier
+    keys: tuple[PublicKey, ...]
     source: str
     progress: ProgressFactory | None
 
@@ -192,6 +197,10 @@ class _Job:
         if expected is None:
             reason = f'checksum for "{name}" was not found in "{name}.sha512"'
             return Outcome(artifact, url, FAILED, reason=reason)
+        try:  # before the big download: an unusable .asc fails the artifact at once
+            parsed = parse_detached_signature(signature)
+        except SignatureError as exc:
+            return Outcome(artifact, url, FAILED, reason=f"bad signature: {exc}")
         progress = self.progress(artifact) if self.progress else None
         got = self.net.download(url, part, progress)
         received = got.received
@@ -206,8 +215,8 @@ class _Job:
             return Outcome(artifact, url, FAILED, reason, got.size, received, got.resumed_from)
         if progress is not None:
             progress.verifying()
-        try:
-            self.verifier.verify(part, signature)
+        try:  # the download's SHA-512 state is the signature's hash too (one pass)
+            verify_digest(signed_digest(parsed, got.digest, part), parsed, self.keys)
         except SignatureError as exc:
             discard_part(part)
             reason = f"bad signature: {exc}"
