@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleetgap.errors import FleetgapError
 
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".meta")
 
@@ -86,6 +90,49 @@ def place_file(source: Path, dest: Path) -> None:
         shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
     source.unlink()
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, job: str) -> Iterator[None]:
+    """Run `job` alone on this data directory: a second one fails at once, naming the first.
+
+    An flock on `lock_file`: the kernel drops it when the holder exits, even by kill -9, so a
+    crashed run never leaves the directory locked.
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FleetgapError(
+                f"{job} is already running on {lock_file.parent.parent} ({holder}); "
+                "wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prune_stale(folder: Path, older_than_seconds: float) -> int:
+    """Remove work files (`.part`, `.meta`, `.tmp`) under `folder` untouched for that long."""
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        try:
+            if path.is_file() and is_temporary_name(path.name) and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 @contextlib.contextmanager

@@ -416,3 +416,56 @@ def test_an_unusable_asc_fails_the_artifact_before_the_binary_is_downloaded(
     assert f"FAILED {path}: bad signature: invalid signature" in result.output
     assert upstream.recorder.for_path(".asc") and upstream.recorder.for_path(".sha512")
     assert upstream.recorder.for_path(Path(path).name) == []  # the binary was never asked for
+
+
+def test_a_second_mirror_on_the_same_data_refuses_to_start(
+    upstream, signing_key, public_key_file, tmp_path
+):
+    big = "beats/filebeat/filebeat-9.1.0-linux-x86_64.tar.gz"
+    content = os.urandom(8 << 20)
+    upstream.publish(big, content, signing_key)
+    gate = Gate(path=Path(big).name, after=2 << 20)
+    upstream.recorder.gates.append(gate)
+    data = tmp_path / "data"
+    command = [
+        sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", upstream.source,
+        "--data", str(data), "--key", str(public_key_file), "--version", "9.1.0",
+        "--product", "filebeat", "--platform", "linux-x86_64", "--package-type", "tar.gz",
+    ]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert gate.reached.wait(60)
+        second = run_mirror(
+            upstream, data, public_key_file, "--version", "9.1.0", "--product", "filebeat",
+            "--platform", "linux-x86_64", "--package-type", "tar.gz",
+        )  # fmt: skip
+        assert second.exit_code == 1
+        assert "fleetgap artifacts mirror is already running" in second.output
+        assert f"pid {first.pid}" in second.output
+    finally:
+        gate.release.set()
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, output
+    assert (data / "downloads" / big).read_bytes() == content
+
+
+def test_stale_partial_downloads_are_removed_at_the_next_run(
+    upstream, signing_key, public_key_file, tmp_path
+):
+    path = "beats/filebeat/filebeat-9.1.0-linux-x86_64.tar.gz"
+    upstream.publish(path, content_for(path), signing_key)
+    incoming = tmp_path / "data" / "state" / "incoming" / "beats" / "filebeat"
+    incoming.mkdir(parents=True)
+    stale = incoming / "filebeat-8.19.0-linux-x86_64.tar.gz.part"
+    recent = incoming / "filebeat-9.0.0-linux-x86_64.tar.gz.part"
+    for part in (stale, recent):
+        part.write_bytes(b"partial")
+    old = time.time() - 15 * 86400
+    os.utime(stale, (old, old))
+    result = run_mirror(
+        upstream, tmp_path / "data", public_key_file, "--version", "9.1.0", "--product",
+        "filebeat", "--platform", "linux-x86_64", "--package-type", "tar.gz",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "removed 1 partial download file(s) untouched for 14 days" in result.output
+    assert not stale.exists() and recent.exists()

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from fleetgap.store import DataDir, atomic_write_bytes, is_temporary_name, place_file
+from fleetgap.errors import FleetgapError
+from fleetgap.store import (
+    DataDir,
+    atomic_write_bytes,
+    exclusive,
+    is_temporary_name,
+    place_file,
+    prune_stale,
+)
 
 
 def test_layout_of_the_data_directory(tmp_path):
@@ -66,3 +77,48 @@ def test_place_file_across_filesystems(tmp_path, monkeypatch):
 )
 def test_temporary_names(name, temporary):
     assert is_temporary_name(name) is temporary
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from fleetgap.store import exclusive
+with exclusive(Path(sys.argv[1]), "job"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_exclusive_refuses_a_second_holder_and_names_the_first(tmp_path):
+    lock = tmp_path / "DATA" / "state" / "mirror.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = f"job is already running on .*pid {holder.pid}"
+        with pytest.raises(FleetgapError, match=refused), exclusive(lock, "job"):
+            pass
+        holder.kill()  # kill -9: the kernel drops the lock with the process
+        holder.wait(10)
+        with exclusive(lock, "job"):
+            assert lock.read_text() == f"pid {os.getpid()}"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+def test_prune_stale_removes_only_old_work_files(tmp_path):
+    old_part = tmp_path / "beats" / "a.tar.gz.part"
+    old_meta = tmp_path / "beats" / "a.tar.gz.part.meta"
+    fresh_part = tmp_path / "beats" / "b.tar.gz.part"
+    old_binary = tmp_path / "beats" / "c.tar.gz"  # not a work file: never removed here
+    for path in (old_part, old_meta, fresh_part, old_binary):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    month_ago = time.time() - 30 * 86400
+    for path in (old_part, old_meta, old_binary):
+        os.utime(path, (month_ago, month_ago))
+    assert prune_stale(tmp_path, 14 * 86400) == 2
+    assert sorted(p.name for p in (tmp_path / "beats").iterdir()) == ["b.tar.gz.part", "c.tar.gz"]
+    assert prune_stale(tmp_path / "missing", 1) == 0

@@ -33,9 +33,19 @@ from fleetgap.pgp.signatures import (
     signed_digest,
     verify_digest,
 )
-from fleetgap.store import DataDir, atomic_write_bytes, is_temporary_name, place_file
+from fleetgap.store import (
+    DataDir,
+    atomic_write_bytes,
+    exclusive,
+    is_temporary_name,
+    place_file,
+    prune_stale,
+)
 
 FETCHED, PRESENT, FAILED = "fetched", "present", "failed"
+# A partial download nobody resumed for this long (its artifact is no longer selected, or
+# upstream changed) is removed at the start of the next run instead of piling up.
+STALE_PART_SECONDS = 14 * 86400
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Outcome:
 class MirrorReport:
     outcomes: tuple[Outcome, ...]
     seconds: float
+    pruned: int = 0  # stale partial downloads removed from DATA/state/incoming/
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -68,10 +79,16 @@ class MirrorReport:
     def summary(self) -> str:
         megabytes = self.received / 1e6
         rate = megabytes / self.seconds if self.seconds > 0 else 0.0
+        pruned = (
+            f"; removed {self.pruned} partial download file(s) untouched for "
+            f"{STALE_PART_SECONDS // 86400} days"
+            if self.pruned
+            else ""
+        )
         return (
             f"{len(self.outcomes)} artifacts: {self.count(FETCHED)} fetched, "
             f"{self.count(PRESENT)} already present, {self.count(FAILED)} failed; "
-            f"{megabytes:.1f} MB in {self.seconds:.1f} s ({rate:.1f} MB/s)"
+            f"{megabytes:.1f} MB in {self.seconds:.1f} s ({rate:.1f} MB/s){pruned}"
         )
 
 
@@ -106,10 +123,12 @@ def mirror(
         options = NetOptions(**{**options.__dict__, "connections": parallel})
     unique = tuple({a.path: a for a in artifacts}.values())
     started = time.monotonic()
-    with Net(options) as net:
-        job = _Job(net, data, tuple(keys), source, progress)
-        outcomes = _run_all(job.run, unique, parallel)
-    return MirrorReport(outcomes, time.monotonic() - started)
+    with exclusive(data.state / "mirror.lock", "fleetgap artifacts mirror"):
+        pruned = prune_stale(data.incoming, STALE_PART_SECONDS)
+        with Net(options) as net:
+            job = _Job(net, data, tuple(keys), source, progress)
+            outcomes = _run_all(job.run, unique, parallel)
+    return MirrorReport(outcomes, time.monotonic() - started, pruned)
 
 
 def trusted_keys(data: DataDir, key_files: Sequence[Path] = ()) -> list[PublicKey]:
