@@ -51,6 +51,15 @@ def run_mirror(upstream, data: Path, key_file: Path, *args: str):
     return result
 
 
+def mirror_process(upstream, data: Path, key_file: Path, product: str) -> list[str]:
+    """The command line of a mirror of one linux-x86_64 tar.gz, run as its own process."""
+    return [
+        sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", upstream.source,
+        "--data", str(data), "--key", str(key_file), "--version", "9.1.0",
+        "--product", product, "--platform", "linux-x86_64", "--package-type", "tar.gz",
+    ]  # fmt: skip
+
+
 def wait_until_stable(part: Path) -> None:
     """Until the partial file exists and has stopped growing (the server is holding back)."""
     last, stable_since = -1, time.monotonic()
@@ -234,11 +243,7 @@ def test_killed_mirror_resumes_without_fetching_the_finished_part_again(
     gate = Gate(path=Path(big).name, after=20 << 20)
     upstream.recorder.gates.append(gate)
     data = tmp_path / "data"
-    command = [
-        sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", upstream.source,
-        "--data", str(data), "--key", str(public_key_file), "--version", "9.1.0",
-        "--product", "elastic-agent", "--platform", "linux-x86_64", "--package-type", "tar.gz",
-    ]  # fmt: skip
+    command = mirror_process(upstream, data, public_key_file, "elastic-agent")
     part = data / "state" / "incoming" / (big + ".part")
 
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -343,11 +348,7 @@ def test_ctrl_c_stops_at_once_and_keeps_the_partial_file_for_the_next_run(
     gate = Gate(path=Path(big).name, after=8 << 20)
     upstream.recorder.gates.append(gate)
     data = tmp_path / "data"
-    command = [
-        sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", upstream.source,
-        "--data", str(data), "--key", str(public_key_file), "--version", "9.1.0",
-        "--product", "fleet-server", "--platform", "linux-x86_64", "--package-type", "tar.gz",
-    ]  # fmt: skip
+    command = mirror_process(upstream, data, public_key_file, "fleet-server")
     part = data / "state" / "incoming" / (big + ".part")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -427,11 +428,7 @@ def test_a_second_mirror_on_the_same_data_refuses_to_start(
     gate = Gate(path=Path(big).name, after=2 << 20)
     upstream.recorder.gates.append(gate)
     data = tmp_path / "data"
-    command = [
-        sys.executable, "-m", "fleetgap", "artifacts", "mirror", "--source", upstream.source,
-        "--data", str(data), "--key", str(public_key_file), "--version", "9.1.0",
-        "--product", "filebeat", "--platform", "linux-x86_64", "--package-type", "tar.gz",
-    ]  # fmt: skip
+    command = mirror_process(upstream, data, public_key_file, "filebeat")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         assert gate.reached.wait(60)

@@ -228,8 +228,17 @@ def uid_hash_prefix(uid: str) -> bytes:
 
 
 def canonical_text(data: bytes) -> bytes:
-    """Line endings as CRLF, as a text signature (0x01) hashes them."""
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    """A text signature's (0x01) view of the data, as Go's canonicalTextHash writes it:
+    a lone LF becomes CRLF, and a CR lets the byte after it pass unexamined."""
+    out = bytearray()
+    after_cr = False
+    for byte in data:
+        if not after_cr and byte == 0x0A:
+            out += b"\r\n"
+        else:
+            out.append(byte)
+        after_cr = not after_cr and byte == 0x0D
+    return bytes(out)
 
 
 def signed_material(
@@ -456,3 +465,22 @@ def armor(data: bytes, label: str) -> str:
 
 def armor_public(data: bytes) -> str:
     return armor(data, "PGP PUBLIC KEY BLOCK")
+
+
+# --- a set of keys for tests -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    """An RSA primary, a subkey for it and a stranger; an ECDSA primary and subkey."""
+
+    primary: RsaKey
+    sub: RsaKey
+    other: RsaKey
+    ec_primary: EcdsaKey
+    ec_sub: EcdsaKey
+
+    @classmethod
+    def generate(cls) -> Keys:
+        rsa_keys = (RsaKey.generate() for _ in range(3))
+        return cls(*rsa_keys, EcdsaKey.generate(), EcdsaKey.generate())

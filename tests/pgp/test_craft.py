@@ -7,14 +7,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import craft
 import pysequoia
 import pytest
 import test_pgp_interop
-from craft import EcdsaKey, RsaKey, SubkeySpec
+from craft import Keys, SubkeySpec
 
 # the Go verifier fixture, built once per module as test_pgp_interop.py builds it
 goverify = test_pgp_interop.goverify
@@ -22,24 +21,9 @@ goverify = test_pgp_interop.goverify
 DATA = b"elastic-agent-9.1.0-linux-x86_64.tar.gz contents\n"
 
 
-@dataclass(frozen=True)
-class Keys:
-    primary: RsaKey
-    sub: RsaKey
-    other: RsaKey
-    ec_primary: EcdsaKey
-    ec_sub: EcdsaKey
-
-
 @pytest.fixture(scope="module")
 def keys() -> Keys:
-    return Keys(
-        RsaKey.generate(),
-        RsaKey.generate(),
-        RsaKey.generate(),
-        EcdsaKey.generate(),
-        EcdsaKey.generate(),
-    )
+    return Keys.generate()
 
 
 def _cert(keys: Keys, **spec: object) -> bytes:

@@ -16,9 +16,11 @@ from pathlib import Path
 import craft
 import pytest
 import test_pgp_interop
-from craft import EcdsaKey, RsaKey, SubkeySpec
+from craft import Keys, SubkeySpec
 
 from fleetgap.pgp.keys import parse_public_key
+from fleetgap.pgp.packets import SignatureFields
+from fleetgap.pgp.signature_math import DataDigest
 from fleetgap.pgp.signatures import SignatureError, verify_bytes
 
 goverify = test_pgp_interop.goverify  # the Go verifier fixture, built once per module
@@ -26,18 +28,9 @@ goverify = test_pgp_interop.goverify  # the Go verifier fixture, built once per 
 DATA = b"elastic-agent-9.1.0-linux-x86_64.tar.gz\nsecond line\r\nthird\n"
 
 
-@dataclass(frozen=True)
-class Keys:
-    primary: RsaKey
-    sub: RsaKey
-    other: RsaKey
-    ec_primary: EcdsaKey
-    ec_sub: EcdsaKey
-
-
 @pytest.fixture(scope="module")
 def keys() -> Keys:
-    return Keys(*(RsaKey.generate() for _ in range(3)), EcdsaKey.generate(), EcdsaKey.generate())
+    return Keys.generate()
 
 
 @dataclass(frozen=True)
@@ -47,6 +40,7 @@ class Case:
     verifies: bool
     reason: str = ""  # a phrase of Go's error that fleetgap's reason must contain
     signature: dict | None = None  # detached_signature options
+    data: bytes = DATA
 
 
 def _rsa(**spec: object) -> Callable[[Keys], bytes]:
@@ -77,6 +71,9 @@ CASES = {
     "sha256-data-signature": Case(_rsa(), _sub, True, signature={"hash_algo": 8}),
     "sha1-data-signature": Case(_rsa(), _sub, True, signature={"hash_algo": 2}),
     "text-signature": Case(_rsa(), _sub, True, signature={"sig_type": craft.SIG_TEXT}),
+    "text-signature-over-bare-carriage-returns": Case(
+        _rsa(), _sub, True, signature={"sig_type": craft.SIG_TEXT}, data=b"a\r\r\nb\r\rc\n\r"
+    ),
     "sha1-self-signatures": Case(
         lambda k: craft.build_cert(k.primary, subkeys=[SubkeySpec(k.sub)], self_sig_hash=2),
         _sub,
@@ -122,7 +119,7 @@ CASES = {
 
 def _material(case: Case, keys: Keys) -> tuple[str, str]:
     armored_key = craft.armor_public(case.cert(keys))
-    signature = craft.detached_signature(case.signer(keys), DATA, **(case.signature or {}))
+    signature = craft.detached_signature(case.signer(keys), case.data, **(case.signature or {}))
     return armored_key, signature
 
 
@@ -132,12 +129,12 @@ def test_fleetgap_gives_gos_verdict(keys: Keys, name: str) -> None:
     armored_key, signature = _material(case, keys)
     key = parse_public_key(armored_key)
     if case.verifies:
-        assert verify_bytes(DATA, signature.encode(), [key]) is key
+        assert verify_bytes(case.data, signature.encode(), [key]) is key
         with pytest.raises(SignatureError, match="invalid signature"):
-            verify_bytes(DATA + b"!", signature.encode(), [key])
+            verify_bytes(case.data + b"!", signature.encode(), [key])
     else:
         with pytest.raises(SignatureError) as failed:
-            verify_bytes(DATA, signature.encode(), [key])
+            verify_bytes(case.data, signature.encode(), [key])
         assert case.reason in str(failed.value)
 
 
@@ -146,7 +143,7 @@ def test_go_gives_the_same_verdict(goverify: Path, keys: Keys, tmp_path: Path, n
     case = CASES[name]
     armored_key, signature = _material(case, keys)
     (tmp_path / "key.asc").write_text(armored_key)
-    (tmp_path / "data").write_bytes(DATA)
+    (tmp_path / "data").write_bytes(case.data)
     (tmp_path / "data.asc").write_text(signature)
     result = subprocess.run(
         [goverify, tmp_path / "data", tmp_path / "data.asc", tmp_path / "key.asc"],
@@ -163,3 +160,23 @@ def test_key_standing_is_shown_per_component(keys: Keys) -> None:
     assert (primary.key_id, primary.unusable) == (keys.primary.key_id, None)
     assert sub.key_id == keys.sub.key_id and "revoked" in (sub.unusable or "")
     assert sub.expires == keys.sub.created + 60
+
+
+@pytest.mark.parametrize("sig_type", [craft.SIG_BINARY, craft.SIG_TEXT])
+def test_data_digest_is_the_same_however_the_data_is_chunked(sig_type: int) -> None:
+    """A download arrives in chunks of any size: a CR at a chunk's end must still let the
+    next chunk's first byte pass, as in one piece."""
+    data = b"\r\r\n\n\r\na\rb\r\r\r\nc\n\r"
+    fields = SignatureFields(4, sig_type, 1, 10, b"", None, None, b"", ())
+    whole = DataDigest(fields)
+    whole.update(data)
+    for cut in range(len(data) + 1):
+        for second in range(cut, len(data) + 1):
+            split = DataDigest(fields)
+            for piece in (data[:cut], data[cut:second], data[second:]):
+                split.update(piece)
+            assert split.state.digest() == whole.state.digest(), (cut, second)
+    if sig_type == craft.SIG_TEXT:
+        expected = DataDigest(SignatureFields(4, craft.SIG_BINARY, 1, 10, b"", None, None, b"", ()))
+        expected.update(craft.canonical_text(data))
+        assert whole.state.digest() == expected.state.digest()
