@@ -416,6 +416,76 @@ def subkey_packets(primary: Key, spec: SubkeySpec, hash_algo: int = 10) -> bytes
     return out
 
 
+# --- building keys packet by packet ----------------------------------------------------
+
+DEFAULT_UID = "craft test key <craft@example.org>"
+
+
+def key_packet(key: Key) -> bytes:
+    return packet(TAG_PUBLIC_KEY, key.packet_body)
+
+
+def subkey_packet(key: Key) -> bytes:
+    return packet(TAG_PUBLIC_SUBKEY, key.packet_body)
+
+
+def user_id_packet(uid: str = DEFAULT_UID) -> bytes:
+    return packet(TAG_USER_ID, uid.encode())
+
+
+def signature_packet(body: bytes) -> bytes:
+    return packet(TAG_SIGNATURE, body)
+
+
+def user_id_signature(
+    primary: Key,
+    uid: str = DEFAULT_UID,
+    *,
+    flags: int = CERTIFY | SIGN,
+    sig_type: int = SIG_POSITIVE_CERT,
+    created: int | None = None,
+    issuer: bool = True,
+    extra: Sequence[Subpacket] = (),
+) -> bytes:
+    """A self-signature over a user ID, with key flags."""
+    hashed = [sp_key_flags(flags), *extra]
+    return sign(primary, sig_type, created=created, extra_hashed=hashed, issuer=issuer,
+                primary=primary, uid=uid)  # fmt: skip
+
+
+def binding_signature(
+    primary: Key,
+    sub: Key,
+    *,
+    flags: int = SIGN,
+    by: Key | None = None,
+    created: int | None = None,
+    back: bool = True,
+    back_type: int = SIG_PRIMARY_KEY_BINDING,
+    extra: Sequence[Subpacket] = (),
+) -> bytes:
+    """A subkey binding by `by` (default the primary), with the subkey's back-signature."""
+    when = created if created is not None else max(primary.created, sub.created)
+    hashed = [sp_key_flags(flags), *extra]
+    if back:
+        back_sig = sign(sub, back_type, created=when, primary=primary, subkey=sub)
+        hashed.append(sp_embedded_signature(back_sig))
+    return sign(by or primary, SIG_SUBKEY_BINDING, created=when, extra_hashed=hashed,
+                primary=primary, subkey=sub)  # fmt: skip
+
+
+def detached_with(
+    key: Key,
+    data: bytes,
+    hashed: Sequence[Subpacket],
+    unhashed: Sequence[Subpacket],
+    *,
+    hash_algo: int = 10,
+) -> bytes:
+    """A binary detached signature packet body with exactly these subpackets."""
+    return signature_body(key, SIG_BINARY, hash_algo, hashed, unhashed, data)
+
+
 # --- detached signatures and armor -----------------------------------------------------
 
 

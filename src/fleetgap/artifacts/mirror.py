@@ -29,9 +29,11 @@ from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key, 
 from fleetgap.pgp.sha512 import expected_sha512
 from fleetgap.pgp.signatures import (
     SignatureError,
+    SignedData,
+    SignedDigests,
+    check_signers,
     parse_detached_signature,
-    signed_digest,
-    verify_digest,
+    verify_digests,
 )
 from fleetgap.store import (
     DataDir,
@@ -216,8 +218,9 @@ class _Job:
         if expected is None:
             reason = f'checksum for "{name}" was not found in "{name}.sha512"'
             return Outcome(artifact, url, FAILED, reason=reason)
-        try:  # before the big download: an unusable .asc fails the artifact at once
+        try:  # before the big download: an .asc no trusted key can check fails at once
             parsed = parse_detached_signature(signature)
+            check_signers(parsed, self.keys)
         except SignatureError as exc:
             return Outcome(artifact, url, FAILED, reason=f"bad signature: {exc}")
         progress = self.progress(artifact) if self.progress else None
@@ -235,7 +238,7 @@ class _Job:
         if progress is not None:
             progress.verifying()
         try:  # the download's SHA-512 state is the signature's hash too (one pass)
-            verify_digest(signed_digest(parsed, got.digest, part), parsed, self.keys)
+            verify_digests(SignedDigests(SignedData(path=part), got.digest), parsed, self.keys)
         except SignatureError as exc:
             discard_part(part)
             reason = f"bad signature: {exc}"

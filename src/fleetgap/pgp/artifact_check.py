@@ -16,10 +16,13 @@ from fleetgap.pgp.keys import PublicKey, read_public_key
 from fleetgap.pgp.sha512 import compare_sha512, sidecar_sha512
 from fleetgap.pgp.signatures import (
     ParsedSignature,
+    Selected,
     SignatureError,
-    file_digests,
+    SignedData,
+    SignedDigests,
+    check_signers,
     parse_detached_signature,
-    verify_digest,
+    verify_digests,
 )
 
 
@@ -52,11 +55,20 @@ def check_artifact(path: Path, keys: Sequence[tuple[str, PublicKey]]) -> Artifac
         raise FleetgapError(f"{sidecar} is missing (the agent needs it even with --skip-verify)")
     expected = sidecar_sha512(path, sidecar.read_text("utf-8", "replace"), str(sidecar))
     parsed, unusable = _signature(asc)
-    sha512, signed = file_digests(path, parsed)
-    digest = compare_sha512(path, expected, sha512.hexdigest())
-    if parsed is None or signed is None:
+    trusted = [key for _, key in keys]
+    signers: list[Selected] = []
+    if parsed is not None:
+        try:
+            signers = check_signers(parsed, trusted)
+        except SignatureError as exc:  # raised after the checksum, as the agent orders them
+            parsed, unusable = None, exc
+    digests = SignedDigests(SignedData(path=path))
+    digests.read_once([signer.fields for signer in signers])
+    assert digests.sha512 is not None
+    digest = compare_sha512(path, expected, digests.sha512.hexdigest())
+    if parsed is None:
         raise unusable or FleetgapError(f"{asc} is unusable")
-    key = verify_digest(signed, parsed, [key for _, key in keys])
+    key = verify_digests(digests, parsed, trusted)
     origin = next(origin for origin, candidate in keys if candidate is key)
     return ArtifactCheck(path, digest, key, origin)
 

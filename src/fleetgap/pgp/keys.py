@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,18 +27,17 @@ from fleetgap.pgp.armor import (
     ArmorError,
     first_armored_block,
 )
-from fleetgap.pgp.packets import (
-    KeyFields,
-    PacketError,
-    SignatureFields,
-    parse_key,
-    parse_signature,
+from fleetgap.pgp.key_standing import (
+    OTHER,
+    PRIMARY,
+    SIGNATURE,
+    SUBKEY,
+    USER_ID,
+    ComponentKey,
+    Packet,
+    read_standing,
 )
-from fleetgap.pgp.signature_math import (
-    SignatureMathError,
-    verify_key_signature,
-    verify_user_id_signature,
-)
+from fleetgap.pgp.packets import PacketError, parse_key
 
 ELASTIC_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
 
@@ -52,14 +51,6 @@ _GO_ALGORITHMS = {  # pysequoia's PublicKeyAlgorithm names -> what Go x/crypto/o
     "ECDSA": "ECDSA",
     "ECDH": "ECDH",
 }
-_WEAK_HASHES = {1, 2, 3}  # MD5, SHA-1, RIPEMD-160
-_FLAG_SIGN = 0x02
-_SIG_CERTIFICATIONS = {0x10, 0x11, 0x12, 0x13}
-_SIG_SUBKEY_BINDING = 0x18
-_SIG_DIRECT_KEY = 0x1F
-_SIG_KEY_REVOCATION = 0x20
-_SIG_SUBKEY_REVOCATION = 0x28
-_KEY_RING = "read armored key ring: openpgp: invalid data"
 _NIST_CURVE_OIDS = {  # the only curves Go x/crypto/openpgp parses
     bytes.fromhex("2a8648ce3d030107"): "P-256",
     bytes.fromhex("2b81040022"): "P-384",
@@ -69,18 +60,6 @@ _NIST_CURVE_OIDS = {  # the only curves Go x/crypto/openpgp parses
 
 class KeyFileError(FleetgapError):
     """A key file that cannot be used (not armored, not a key, unsupported algorithm)."""
-
-
-@dataclass(frozen=True)
-class ComponentKey:
-    """A primary key or subkey as Go sees it: its ID, material and whether it may sign."""
-
-    key_id: str  # upper hex
-    fields: KeyFields | None  # None when the packet is not a v4 key we can read
-    can_sign: bool  # Go's rule: no key flags, or flags with "sign"
-    primary_id: str = ""  # the key ID of the primary key it belongs to
-    unusable: str | None = None  # why it may not sign: revoked, a broken binding in the key
-    expires: int | None = None  # seconds since the epoch; None: never (Go does not check it)
 
 
 @dataclass(frozen=True)
@@ -260,189 +239,38 @@ def go_incompatibility(packets: Iterable) -> str | None:
 
 
 def _inspect(packets: list) -> tuple[tuple[ComponentKey, ...], tuple[str, ...], bool]:
-    """Component keys with Go's signing rule and their verified standing, user IDs, and
-    whether any self-signature uses a weak hash (SHA-1/MD5: pysequoia refuses such keys)."""
-    entities: list[_Entity] = []
+    """Component keys with their right to sign (key_standing.py), user IDs, and whether
+    any self-signature uses a weak hash."""
+    records: list[Packet] = []
     user_ids: list[str] = []
     for packet in packets:
         tag = packet.tag
         body = bytes(packet.body or b"")
-        if tag in (Tag.PublicKey, Tag.SecretKey):
-            entities.append(_Entity((packet.key_id or "").upper(), _key_fields(body)))
-        elif not entities:
-            continue
-        elif tag in (Tag.PublicSubkey, Tag.SecretSubkey):
-            entities[-1].start_subkey((packet.key_id or "").upper(), _key_fields(body))
+        if tag in _KEY_TAGS:
+            kind = PRIMARY if tag in (Tag.PublicKey, Tag.SecretKey) else SUBKEY
+            unsupported = go_incompatibility([packet])
+            try:
+                fields = None if unsupported else parse_key(body)
+            except PacketError as exc:
+                unsupported = f"openpgp: invalid data: {exc}"
+                fields = None
+            key_id = (packet.key_id or "").upper()
+            records.append(Packet(kind, body, key_id, fields, _unsupported(unsupported)))
         elif tag == Tag.UserID:
             user_ids.append(str(packet.user_id))
-            entities[-1].start_user_id(_user_id_bytes(packet))
+            records.append(Packet(USER_ID, _user_id_bytes(packet)))
         elif tag == Tag.Signature:
-            try:
-                entities[-1].add_signature(parse_signature(body))
-            except PacketError:
-                continue
+            records.append(Packet(SIGNATURE, body))
         else:
-            entities[-1].start_other()
-    components = tuple(c for entity in entities for c in entity.components())
-    return components, tuple(user_ids), any(e.weak for e in entities)
+            records.append(Packet(OTHER))
+    standing = read_standing(records)
+    return standing.components, tuple(user_ids), standing.weak_self_signatures
 
 
-class _Entity:
-    """One primary key and what follows it, read the way Go's ReadEntity reads it: a
-    subkey counts only with a binding signature by the primary that verifies (and, when
-    the binding allows signing, the subkey's back-signature); the newest valid
-    self-signature gives flags and expiry; verified revocations make a key unusable."""
-
-    def __init__(self, key_id: str, fields: KeyFields | None) -> None:
-        self.key_id = key_id
-        self.fields = fields
-        self.weak = False
-        self._context: tuple[str, object] = ("primary", None)
-        self._self_sigs: list[SignatureFields] = []
-        self._revoked = False
-        self._subkeys: list[_Subkey] = []
-
-    def start_subkey(self, key_id: str, fields: KeyFields | None) -> None:
-        self._subkeys.append(_Subkey(key_id, fields))
-        self._context = ("subkey", self._subkeys[-1])
-
-    def start_user_id(self, user_id: bytes) -> None:
-        self._context = ("user_id", user_id)
-
-    def start_other(self) -> None:
-        self._context = ("other", None)
-
-    def add_signature(self, sig: SignatureFields) -> None:
-        if sig.issuer_key_id not in (None, self.key_id) or self.fields is None:
-            return  # a third-party certification says nothing about key use
-        if sig.hash_algo in _WEAK_HASHES:
-            self.weak = True
-        kind, value = self._context
-        try:
-            if kind == "primary" and sig.sig_type == _SIG_KEY_REVOCATION:
-                verify_key_signature(sig, self.fields, self.fields)
-                self._revoked = True
-            elif kind == "primary" and sig.sig_type == _SIG_DIRECT_KEY:
-                verify_key_signature(sig, self.fields, self.fields)
-                self._self_sigs.append(sig)
-            elif kind == "user_id" and sig.sig_type in _SIG_CERTIFICATIONS:
-                verify_user_id_signature(sig, self.fields, value)  # type: ignore[arg-type]
-                self._self_sigs.append(sig)
-            elif kind == "subkey":
-                self._add_subkey_signature(value, sig)  # type: ignore[arg-type]
-        except SignatureMathError:
-            return  # a self-signature that does not verify is ignored, as if absent
-
-    def _add_subkey_signature(self, subkey: _Subkey, sig: SignatureFields) -> None:
-        if subkey.fields is None or self.fields is None:
-            return
-        if sig.sig_type == _SIG_SUBKEY_REVOCATION:
-            verify_key_signature(sig, self.fields, self.fields, subkey.fields)
-            subkey.revoked = True
-            return
-        if sig.sig_type != _SIG_SUBKEY_BINDING:
-            return
-        try:
-            verify_key_signature(sig, self.fields, self.fields, subkey.fields)
-        except SignatureMathError as exc:
-            subkey.problems.append(str(exc))
-            raise
-        if sig.key_flags is not None and sig.key_flags & _FLAG_SIGN:
-            problem = _back_signature_problem(sig, self.fields, subkey.fields)
-            if problem:
-                subkey.problems.append(problem)
-                return
-        subkey.bindings.append(sig)
-
-    def components(self) -> list[ComponentKey]:
-        """Go refuses the whole key when one subkey's binding fails; a revoked key or
-        subkey is an unknown entity to it (it never signs)."""
-        newest = _newest(self._self_sigs)
-        whole = self._whole_key_problem(newest)
-        primary_problem = whole or (_revoked(f"key {self.key_id}") if self._revoked else None)
-        found = [
-            ComponentKey(
-                self.key_id,
-                self.fields,
-                _may_sign(newest),
-                self.key_id,
-                primary_problem,
-                _expiry(self.fields, newest),
-            )
-        ]
-        for sub in self._subkeys:
-            binding = _newest(sub.bindings)
-            problem = primary_problem
-            if problem is None and sub.revoked:
-                problem = _revoked(f"subkey {sub.key_id}")
-            expires = min(_known(_expiry(sub.fields, binding), _expiry(self.fields, newest)))
-            found.append(
-                ComponentKey(
-                    sub.key_id, sub.fields, _may_sign(binding), self.key_id, problem, expires
-                )
-            )
-        return found
-
-    def _whole_key_problem(self, newest: SignatureFields | None) -> str | None:
-        if newest is None:
-            return f"{_KEY_RING}: key {self.key_id} has no valid self-signature"
-        for sub in self._subkeys:
-            if sub.fields is not None and not sub.bindings and not sub.revoked:
-                why = sub.problems[-1] if sub.problems else "no binding signature"
-                return f"{_KEY_RING}: subkey signature invalid: subkey {sub.key_id}: {why}"
-        return None
-
-
-@dataclass
-class _Subkey:
-    key_id: str
-    fields: KeyFields | None
-    bindings: list[SignatureFields] = field(default_factory=list)  # verified ones
-    problems: list[str] = field(default_factory=list)  # why other bindings were refused
-    revoked: bool = False
-
-
-def _revoked(what: str) -> str:
-    return f"openpgp: signature made by unknown entity ({what} is revoked)"
-
-
-def _back_signature_problem(binding: SignatureFields, primary: KeyFields, subkey: KeyFields):
-    """Go: a binding that lets a subkey sign needs the subkey's own signature back."""
-    if binding.embedded is None:
-        return "openpgp: invalid data: signing subkey is missing cross-signature"
-    try:
-        back = parse_signature(binding.embedded)
-        verify_key_signature(back, subkey, primary, subkey)
-    except (PacketError, SignatureMathError) as exc:
-        return f"openpgp: invalid data: error while verifying cross-signature: {exc}"
-    return None
-
-
-def _newest(sigs: list[SignatureFields]) -> SignatureFields | None:
-    return max(sigs, key=lambda sig: sig.created or 0, default=None)
-
-
-def _may_sign(sig: SignatureFields | None) -> bool:
-    # Go: a key may sign unless its self-signature carries key flags without "sign".
-    return sig is None or sig.key_flags is None or bool(sig.key_flags & _FLAG_SIGN)
-
-
-def _expiry(key: KeyFields | None, sig: SignatureFields | None) -> int | None:
-    if key is None or sig is None or not sig.key_expires:
-        return None
-    return key.created + sig.key_expires
-
-
-def _known(*values: int | None) -> tuple[int | None, ...]:
-    known = tuple(v for v in values if v is not None)
-    return known or (None,)
-
-
-def _key_fields(body: bytes) -> KeyFields | None:
-    try:
-        return parse_key(body)
-    except PacketError:
-        return None
+def _unsupported(problem: str | None) -> str | None:
+    if problem is None or problem.startswith("openpgp:"):
+        return problem
+    return f"openpgp: unsupported feature: {problem}"
 
 
 def _user_id_bytes(packet) -> bytes:

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
 
+from fleetgap.errors import FleetgapError
 from fleetgap.pgp.packets import SIG_BINARY, SIG_TEXT, KeyFields, SignatureFields
 
 _RSA = {1, 3}  # RSA encrypt-or-sign, RSA sign-only
@@ -42,7 +43,7 @@ SHA512 = 10
 _CR_OR_LF = re.compile(rb"[\r\n]")
 
 
-class SignatureMathError(ValueError):
+class SignatureMathError(FleetgapError):
     """The signature does not verify (message in Go's words where it has them)."""
 
 

@@ -22,7 +22,7 @@ from pysequoia.packet import PacketPile, Tag
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp._sequoia import sequoia_message
 from fleetgap.pgp.armor import SIGNATURE_BLOCK, ArmorError, first_armored_block
-from fleetgap.pgp.keys import PublicKey, SecretKey
+from fleetgap.pgp.keys import ComponentKey, PublicKey, SecretKey
 from fleetgap.pgp.packets import (
     SIG_BINARY,
     SIG_TEXT,
@@ -99,10 +99,15 @@ def verify_bytes(data: bytes, signature: bytes, keys: Sequence[PublicKey]) -> Pu
 
 @dataclass(frozen=True)
 class ParsedSignature:
-    sig: pysequoia.Sig
-    issuer_key_id: str | None
-    sig_type: int
-    fields: SignatureFields  # of the first signature packet
+    """The signature packets of a detached signature, in order; an entry is the packet's
+    fields, or why Go could not read it (it fails only if the check reaches it)."""
+
+    candidates: tuple[SignatureFields | str, ...]
+
+    @property
+    def issuer_key_id(self) -> str | None:
+        first = self.candidates[0]
+        return None if isinstance(first, str) else first.issuer_key_id
 
 
 def parse_detached_signature(signature: bytes | str) -> ParsedSignature:
@@ -113,81 +118,130 @@ def parse_detached_signature(signature: bytes | str) -> ParsedSignature:
         raise SignatureError(f"invalid signature: {exc}") from None
     if block.kind != SIGNATURE_BLOCK:
         raise SignatureError(f"invalid signature: expected '{SIGNATURE_BLOCK}', got: {block.kind}")
-    raw = block.text.encode()
     try:
-        sig = pysequoia.Sig.from_bytes(raw)
-        packet = next(p for p in PacketPile.from_bytes(raw) if p.tag == Tag.Signature)
-        fields = parse_signature(bytes(packet.body or b""))
-    except StopIteration:
-        raise SignatureError("invalid signature: no signature packet") from None
-    except PacketError as exc:
-        raise SignatureError(f"invalid signature: {exc}") from None
+        packets = [p for p in PacketPile.from_bytes(block.text.encode()) if p.tag == Tag.Signature]
     except Exception as exc:
         raise SignatureError(f"invalid signature: {sequoia_message(exc)}") from None
-    if fields.issuer_key_id is None:
-        raise SignatureError("openpgp: invalid data: signature doesn't have an issuer")
-    if fields.sig_type not in (SIG_BINARY, SIG_TEXT):
-        raise SignatureError(
-            f"openpgp: unsupported feature: unsupported signature type: {fields.sig_type}"
-        )
-    return ParsedSignature(sig, fields.issuer_key_id, fields.sig_type, fields)
+    if not packets:
+        raise SignatureError("invalid signature: no signature packet")
+    candidates = tuple(_signature_fields(bytes(p.body or b"")) for p in packets)
+    if isinstance(candidates[0], str):  # Go fails on it whatever the keys
+        raise SignatureError(f"invalid signature: {candidates[0]}")
+    return ParsedSignature(candidates)
+
+
+def _signature_fields(body: bytes) -> SignatureFields | str:
+    try:
+        return parse_signature(body)
+    except PacketError as exc:
+        return str(exc)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The signature packet Go checks against one key, and the key component it names."""
+
+    fields: SignatureFields
+    component: ComponentKey
+
+
+def select_signature(parsed: ParsedSignature, key: PublicKey) -> Selected | str:
+    """Go's CheckDetachedSignature: the first signature packet whose issuer is a key of this
+    file that may sign; else the reason (known before the data is read)."""
+    unusable: str | None = None
+    for candidate in parsed.candidates:
+        if isinstance(candidate, str):
+            return f"invalid signature: {candidate}"
+        if candidate.issuer_key_id is None:
+            return "openpgp: invalid data: signature doesn't have an issuer"
+        component = key.signing_key(candidate.issuer_key_id)
+        if component is None:
+            continue
+        if component.unusable is not None or component.fields is None:
+            unusable = unusable or component.unusable or "openpgp: unsupported feature: key"
+            continue
+        if candidate.sig_type not in (SIG_BINARY, SIG_TEXT):
+            return f"openpgp: unsupported feature: unsupported signature type: {candidate.sig_type}"
+        return Selected(candidate, component)
+    refused = {c.unusable for c in key.components if c.unusable and "key ring" in c.unusable}
+    return unusable or (refused.pop() if len(refused) == 1 else UNKNOWN_ENTITY)
+
+
+class SignedDigests:
+    """The data's hash as each signature packet needs it (hash and text mode), each made at
+    most once; the file's SHA-512 state, when known, serves binary SHA-512 signatures."""
+
+    def __init__(self, data: SignedData, sha512: Hash | None = None) -> None:
+        self.data = data
+        self.sha512 = sha512
+        self._made: dict[tuple[int, int], DataDigest] = {}
+
+    def for_signature(self, fields: SignatureFields) -> DataDigest:
+        if self.sha512 is not None and shares_sha512(fields):
+            return DataDigest(fields, self.sha512.copy())
+        key = (fields.hash_algo, fields.sig_type)
+        if key not in self._made:
+            digest = DataDigest(fields)
+            for chunk in self.data.chunks():
+                digest.update(chunk)
+            self._made[key] = digest
+        return self._made[key]
+
+    def read_once(self, signatures: Sequence[SignatureFields]) -> None:
+        """One read of the data: its SHA-512 and the hashes `signatures` need."""
+        self.sha512 = hashlib.sha512()
+        extra = {
+            (f.hash_algo, f.sig_type): DataDigest(f) for f in signatures if not shares_sha512(f)
+        }
+        for chunk in self.data.chunks():
+            self.sha512.update(chunk)
+            for digest in extra.values():
+                digest.update(chunk)
+        self._made.update(extra)
 
 
 def check_key(data: SignedData, parsed: ParsedSignature, key: PublicKey) -> str | None:
     """None if `key` verifies the signature, else the reason (Go's words where it has them)."""
-    try:
-        digest = DataDigest(parsed.fields)
-    except SignatureMathError as exc:
-        return str(exc)
-    for chunk in data.chunks():
-        digest.update(chunk)
-    return check_digest(digest, parsed, key)
+    return check_digests(SignedDigests(data), parsed, key)
 
 
-def check_digest(digest: DataDigest, parsed: ParsedSignature, key: PublicKey) -> str | None:
-    """`check_key` for data already hashed into `digest` (which stays usable)."""
-    component = key.signing_key(parsed.issuer_key_id or "")
-    if component is None:
-        return UNKNOWN_ENTITY
-    if component.fields is None:
-        return "openpgp: unsupported feature: key packet"
-    if component.unusable is not None:
-        return component.unusable
+def check_digests(digests: SignedDigests, parsed: ParsedSignature, key: PublicKey) -> str | None:
+    """`check_key` over data hashed (or to be hashed) by `digests`."""
+    selected = select_signature(parsed, key)
+    if isinstance(selected, str):
+        return selected
+    assert selected.component.fields is not None
     try:
-        verify_data(digest, parsed.fields, component.fields)
+        digest = digests.for_signature(selected.fields)
+        verify_data(digest, selected.fields, selected.component.fields)
     except SignatureMathError as exc:
         return str(exc)
     return None
 
 
-def verify_digest(digest: DataDigest, signature: ParsedSignature, keys: Sequence[PublicKey]):
-    """The first of `keys` whose check of the hashed data passes; raises SignatureError."""
-    return _first_key(lambda key: check_digest(digest, signature, key), signature, keys)
+def verify_digests(
+    digests: SignedDigests, parsed: ParsedSignature, keys: Sequence[PublicKey]
+) -> PublicKey:
+    """The first of `keys` that verifies the signature; raises SignatureError."""
+    return _first_key(lambda key: check_digests(digests, parsed, key), parsed, keys)
 
 
-def file_digests(path: Path, parsed: ParsedSignature | None) -> tuple[Hash, DataDigest | None]:
-    """One read of the file: its SHA-512 (the sidecar's) and the hash `parsed` covers."""
-    sha512 = hashlib.sha512()
-    other = DataDigest(parsed.fields) if parsed and not shares_sha512(parsed.fields) else None
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            sha512.update(chunk)
-            if other is not None:
-                other.update(chunk)
-    if parsed is None:
-        return sha512, None
-    return sha512, other or DataDigest(parsed.fields, sha512.copy())
-
-
-def signed_digest(parsed: ParsedSignature, sha512: Hash, path: Path) -> DataDigest:
-    """The hash the signature covers, from the file's SHA-512 state when it is the same
-    (Elastic signs binary SHA-512); otherwise the file is read once more."""
-    if shares_sha512(parsed.fields):
-        return DataDigest(parsed.fields, sha512.copy())
-    digest = DataDigest(parsed.fields)
-    for chunk in SignedData(path=path).chunks():
-        digest.update(chunk)
-    return digest
+def check_signers(parsed: ParsedSignature, keys: Sequence[PublicKey]) -> list[Selected]:
+    """Before any data is read: the signature each key would check; SignatureError when no
+    key can check any (unknown issuer, unusable key, unsupported signature)."""
+    if not keys:
+        raise SignatureError("no PGP keys to verify with")
+    usable: list[Selected] = []
+    attempts: list[str] = []
+    for index, key in enumerate(keys):
+        chosen = select_signature(parsed, key)
+        if isinstance(chosen, Selected):
+            usable.append(chosen)
+        else:
+            attempts.append(f"PGP[{index}] {key.fingerprint}: {chosen}")
+    if not usable:
+        raise _not_verified(parsed, attempts)
+    return usable
 
 
 @dataclass(frozen=True)
@@ -210,14 +264,7 @@ class SignedData:
 def _verify(data: SignedData, signature: bytes, keys: Sequence[PublicKey]) -> PublicKey:
     if not keys:
         raise SignatureError("no PGP keys to verify with")
-    parsed = parse_detached_signature(signature)
-    try:
-        digest = DataDigest(parsed.fields)
-    except SignatureMathError as exc:
-        raise SignatureError(str(exc)) from None
-    for chunk in data.chunks():
-        digest.update(chunk)
-    return verify_digest(digest, parsed, keys)
+    return verify_digests(SignedDigests(data), parse_detached_signature(signature), keys)
 
 
 def _first_key(check, parsed: ParsedSignature, keys: Sequence[PublicKey]) -> PublicKey:
@@ -229,6 +276,10 @@ def _first_key(check, parsed: ParsedSignature, keys: Sequence[PublicKey]) -> Pub
         if problem is None:
             return key
         attempts.append(f"PGP[{index}] {key.fingerprint}: {problem}")
-    raise SignatureError(
+    raise _not_verified(parsed, attempts)
+
+
+def _not_verified(parsed: ParsedSignature, attempts: list[str]) -> SignatureError:
+    return SignatureError(
         f"signature by key ID {parsed.issuer_key_id} does not verify: {attempts[-1]}", attempts
     )

@@ -1,0 +1,461 @@
+"""Key files and signature packets that Go's x/crypto/openpgp reads in its own way.
+
+Each case is a crafted key file and detached signature. The expected verdict is Go's
+(keys.go ReadEntity/addUserID/addSubkey, read.go CheckDetachedSignature, packet/signature.go
+subpackets); every case also runs through the Go verifier built against Debian's
+golang.org/x/crypto/openpgp, which must give that verdict. A signer that Go accepts is
+accepted by fleetgap, and the reverse — except the one stricter rule written down below.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import craft
+import pytest
+import test_pgp_interop
+from craft import (
+    CERTIFY,
+    ENCRYPT,
+    SIGN,
+    RsaKey,
+    binding_signature,
+    corrupt,
+    key_packet,
+    sign,
+    signature_packet,
+    sp_created,
+    sp_issuer,
+    sp_primary_uid,
+    sp_revocation_reason,
+    subkey_packet,
+    user_id_packet,
+    user_id_signature,
+)
+
+from fleetgap.pgp.keys import parse_public_key
+from fleetgap.pgp.signatures import SignatureError, verify_bytes
+
+goverify = test_pgp_interop.goverify  # the Go verifier fixture, built once per module
+
+DATA = b"hello\n"
+
+
+@dataclass(frozen=True)
+class Trio:
+    primary: RsaKey
+    sub: RsaKey
+    other: RsaKey
+
+
+@pytest.fixture(scope="module")
+def keys() -> Trio:
+    return Trio(RsaKey.generate(), RsaKey.generate(), RsaKey.generate())
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[Trio], tuple[bytes, str]]  # -> (binary key packets, armored signature)
+    go_verifies: bool
+    reason: str = ""  # a phrase of fleetgap's error when it fails
+
+
+def _base(k: Trio) -> bytes:
+    return key_packet(k.primary) + user_id_packet() + signature_packet(user_id_signature(k.primary))
+
+
+def _by_sub(cert: Callable[[Trio], bytes]) -> Callable[[Trio], tuple[bytes, str]]:
+    return lambda k: (cert(k), craft.detached_signature(k.sub, DATA))
+
+
+def _by_primary(cert: Callable[[Trio], bytes]) -> Callable[[Trio], tuple[bytes, str]]:
+    return lambda k: (cert(k), craft.detached_signature(k.primary, DATA))
+
+
+def _with_sub(*signatures: Callable[[Trio], bytes]) -> Callable[[Trio], bytes]:
+    """The base key, the subkey, then these signatures after it."""
+
+    def cert(k: Trio) -> bytes:
+        sigs = b"".join(signature_packet(make(k)) for make in signatures)
+        return _base(k) + subkey_packet(k.sub) + sigs
+
+    return cert
+
+
+def _signature(make: Callable[[Trio], list[bytes]]) -> Callable[[Trio], tuple[bytes, str]]:
+    """The base key with a signing subkey, and a detached signature of these packets."""
+
+    def build(k: Trio) -> tuple[bytes, str]:
+        cert = (
+            _base(k) + subkey_packet(k.sub) + signature_packet(binding_signature(k.primary, k.sub))
+        )
+        packets = b"".join(signature_packet(body) for body in make(k))
+        return cert, craft.armor(packets, "PGP SIGNATURE")
+
+    return build
+
+
+def _detached(key: RsaKey, hashed, unhashed, hash_algo: int = 10) -> bytes:
+    return craft.detached_with(key, DATA, hashed, unhashed, hash_algo=hash_algo)
+
+
+NOW = int(time.time())
+LATER = craft.KEY_CREATED + 100
+INVALID_SUBKEY_SIG = "subkey signature invalid"
+
+CASES = {
+    # subkeys: every signature after a subkey must be a binding or revocation that verifies
+    "second-binding-corrupt": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: binding_signature(k.primary, k.sub),
+                lambda k: corrupt(binding_signature(k.primary, k.sub, created=LATER)),
+            )
+        ),
+        False,
+        INVALID_SUBKEY_SIG,
+    ),
+    "first-binding-corrupt": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: corrupt(binding_signature(k.primary, k.sub)),
+                lambda k: binding_signature(k.primary, k.sub, created=LATER),
+            )
+        ),
+        False,
+        INVALID_SUBKEY_SIG,
+    ),
+    "third-party-signature-on-subkey": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: binding_signature(k.primary, k.sub),
+                lambda k: binding_signature(k.primary, k.sub, by=k.other),
+            )
+        ),
+        False,
+        INVALID_SUBKEY_SIG,
+    ),
+    "key-revocation-after-subkey": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: binding_signature(k.primary, k.sub),
+                lambda k: sign(
+                    k.primary,
+                    craft.SIG_KEY_REVOCATION,
+                    primary=k.primary,
+                    extra_hashed=[sp_revocation_reason()],
+                ),
+            )
+        ),
+        False,
+        "subkey signature with wrong type",
+    ),
+    "newest-binding-forbids-signing": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: binding_signature(k.primary, k.sub),
+                lambda k: binding_signature(
+                    k.primary, k.sub, flags=ENCRYPT, back=False, created=LATER
+                ),
+            )
+        ),
+        False,
+        "unknown entity",
+    ),
+    "newest-binding-allows-signing-listed-first": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: binding_signature(k.primary, k.sub, created=LATER),
+                lambda k: binding_signature(k.primary, k.sub, flags=ENCRYPT, back=False),
+            )
+        ),
+        True,
+    ),
+    "back-signature-of-the-wrong-type": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: binding_signature(k.primary, k.sub, back_type=craft.SIG_SUBKEY_BINDING),
+            )
+        ),
+        False,
+        "cross-signature has unexpected type",
+    ),
+    "subkey-without-signature": Case(_by_primary(_with_sub()), False, "not followed by signature"),
+    "binding-without-flags-needs-no-back-signature": Case(
+        _by_sub(
+            _with_sub(
+                lambda k: sign(
+                    k.primary, craft.SIG_SUBKEY_BINDING, primary=k.primary, subkey=k.sub
+                ),
+            )
+        ),
+        True,
+    ),
+    # user IDs: self-signatures by the primary must verify; the last one gives the flags
+    "corrupt-user-id-self-signature": Case(
+        _by_primary(
+            lambda k: (
+                _base(k) + signature_packet(corrupt(user_id_signature(k.primary, created=LATER)))
+            )
+        ),
+        False,
+        "user ID self-signature invalid",
+    ),
+    "no-identity": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary, sig_type=0x12))
+            )
+        ),
+        False,
+        "entity without any identities",
+    ),
+    "self-signature-without-issuer-does-not-count": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary, issuer=False))
+            )
+        ),
+        False,
+        "entity without any identities",
+    ),
+    "last-self-signature-gives-the-flags": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary, flags=CERTIFY, created=LATER))
+                + signature_packet(user_id_signature(k.primary, flags=CERTIFY | SIGN))
+            )
+        ),
+        True,
+    ),
+    "last-self-signature-takes-the-flags-away": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet()
+                + signature_packet(
+                    user_id_signature(k.primary, flags=CERTIFY | SIGN, created=LATER)
+                )
+                + signature_packet(user_id_signature(k.primary, flags=CERTIFY))
+            )
+        ),
+        False,
+        "unknown entity",
+    ),
+    "primary-user-id-gives-the-flags": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet("a <a@example.org>")
+                + signature_packet(
+                    user_id_signature(k.primary, "a <a@example.org>", extra=[sp_primary_uid()])
+                )
+                + user_id_packet("b <b@example.org>")
+                + signature_packet(
+                    user_id_signature(k.primary, "b <b@example.org>", flags=CERTIFY, created=LATER)
+                )
+            )
+        ),
+        True,
+    ),
+    "direct-key-signature-does-not-give-flags": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + signature_packet(
+                    sign(
+                        k.primary,
+                        0x1F,
+                        created=LATER,
+                        primary=k.primary,
+                        extra_hashed=[craft.sp_key_flags(CERTIFY | SIGN)],
+                    )
+                )
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary, flags=CERTIFY))
+            )
+        ),
+        False,
+        "unknown entity",
+    ),
+    # revocations
+    "corrupt-key-revocation": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + signature_packet(
+                    corrupt(
+                        sign(
+                            k.primary,
+                            craft.SIG_KEY_REVOCATION,
+                            primary=k.primary,
+                            extra_hashed=[sp_revocation_reason()],
+                        )
+                    )
+                )
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary))
+            )
+        ),
+        False,
+        "revocation signature invalid",
+    ),
+    "key-revocation-by-another-key": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + signature_packet(
+                    sign(
+                        k.other,
+                        craft.SIG_KEY_REVOCATION,
+                        primary=k.primary,
+                        extra_hashed=[sp_revocation_reason()],
+                    )
+                )
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary))
+            )
+        ),
+        False,
+        "revocation signature invalid",
+    ),
+    "key-revocation-after-a-user-id-is-not-one": Case(
+        _by_primary(
+            lambda k: (
+                _base(k)
+                + signature_packet(
+                    sign(
+                        k.primary,
+                        craft.SIG_KEY_REVOCATION,
+                        primary=k.primary,
+                        extra_hashed=[sp_revocation_reason()],
+                    )
+                )
+            )
+        ),
+        True,
+    ),
+    # detached signature packets
+    "last-issuer-subpacket-counts": Case(
+        _signature(
+            lambda k: [_detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub), sp_issuer(k.other)])]
+        ),
+        False,
+        "unknown entity",
+    ),
+    "unhashed-issuer-after-a-hashed-one": Case(
+        _signature(
+            lambda k: [_detached(k.sub, [sp_created(NOW), sp_issuer(k.other)], [sp_issuer(k.sub)])]
+        ),
+        True,
+    ),
+    "no-creation-time": Case(
+        _signature(lambda k: [_detached(k.sub, [], [sp_issuer(k.sub)])]),
+        False,
+        "no creation time in signature",
+    ),
+    "creation-time-in-the-unhashed-area": Case(
+        _signature(lambda k: [_detached(k.sub, [], [sp_created(NOW), sp_issuer(k.sub)])]),
+        False,
+        "signature creation time in non-hashed area",
+    ),
+    "unknown-critical-subpacket": Case(
+        _signature(
+            lambda k: [_detached(k.sub, [sp_created(NOW), (0x80 | 100, b"x")], [sp_issuer(k.sub)])]
+        ),
+        False,
+        "unknown critical signature subpacket type 100",
+    ),
+    "unknown-subpacket-not-critical": Case(
+        _signature(
+            lambda k: [_detached(k.sub, [sp_created(NOW), (100, b"x")], [sp_issuer(k.sub)])]
+        ),
+        True,
+    ),
+    "first-signature-by-an-unknown-key-is-passed-over": Case(
+        _signature(
+            lambda k: [
+                _detached(k.other, [sp_created(NOW)], [sp_issuer(k.other)]),
+                _detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub)]),
+            ]
+        ),
+        True,
+    ),
+    "first-signature-by-the-key-decides": Case(
+        _signature(
+            lambda k: [
+                corrupt(_detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub)])),
+                _detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub)]),
+            ]
+        ),
+        False,
+        "verification failure",
+    ),
+    "unsupported-hash": Case(
+        _signature(
+            lambda k: [
+                _detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub)])[:3]
+                + bytes([99])
+                + _detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub)])[4:]
+            ]
+        ),
+        False,
+        "hash function 99",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fleetgap_reads_it_as_go_does(keys: Trio, name: str) -> None:
+    case = CASES[name]
+    cert, signature = case.build(keys)
+    key = parse_public_key(craft.armor_public(cert))
+    if case.go_verifies:
+        assert verify_bytes(DATA, signature.encode(), [key]) is key
+    else:
+        with pytest.raises(SignatureError) as failed:
+            verify_bytes(DATA, signature.encode(), [key])
+        assert case.reason in str(failed.value)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_go_gives_that_verdict(goverify: Path, keys: Trio, tmp_path: Path, name: str) -> None:
+    case = CASES[name]
+    cert, signature = case.build(keys)
+    assert _go(goverify, tmp_path, cert, signature) == case.go_verifies
+
+
+def test_a_revoked_subkey_never_signs_though_go_needs_a_reason(
+    goverify: Path, keys: Trio, tmp_path: Path
+) -> None:
+    """The one rule stricter than Go: Go ignores a subkey revocation without a reason
+    subpacket; fleetgap refuses the subkey's signatures all the same."""
+    k = keys
+    revocation = sign(k.primary, craft.SIG_SUBKEY_REVOCATION, primary=k.primary, subkey=k.sub)
+    cert = _with_sub(lambda _: binding_signature(k.primary, k.sub), lambda _: revocation)(k)
+    signature = craft.detached_signature(k.sub, DATA)
+    assert _go(goverify, tmp_path, cert, signature) is True
+    with pytest.raises(SignatureError, match="is revoked"):
+        verify_bytes(DATA, signature.encode(), [parse_public_key(craft.armor_public(cert))])
+
+
+def _go(goverify: Path, folder: Path, cert: bytes, signature: str) -> bool:
+    (folder / "key.asc").write_text(craft.armor_public(cert))
+    (folder / "data").write_bytes(DATA)
+    (folder / "data.asc").write_text(signature)
+    result = subprocess.run(
+        [goverify, folder / "data", folder / "data.asc", folder / "key.asc"],
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0
