@@ -122,17 +122,30 @@ def exclusive(lock_file: Path, job: str) -> Iterator[None]:
 
 
 def prune_stale(folder: Path, older_than_seconds: float) -> int:
-    """Remove work files (`.part`, `.meta`, `.tmp`) under `folder` untouched for that long."""
+    """Remove work files (`.part`, `.meta`, `.tmp`) under `folder` untouched for that long.
+
+    A `.part` and its `.part.meta` go together: the age is that of the newer of the two
+    (a resumed download touches only the `.part`).
+    """
     cutoff = time.time() - older_than_seconds
     removed = 0
     for path in folder.rglob("*") if folder.is_dir() else ():
         try:
-            if path.is_file() and is_temporary_name(path.name) and path.stat().st_mtime < cutoff:
+            if path.is_file() and is_temporary_name(path.name) and _last_touched(path) < cutoff:
                 path.unlink()
                 removed += 1
-        except FileNotFoundError:
+        except OSError:  # gone meanwhile, or not ours to remove: pruning is best effort
             continue
     return removed
+
+
+def _last_touched(path: Path) -> float:
+    name = path.name
+    partner = name[: -len(".meta")] if name.endswith(".part.meta") else name + ".meta"
+    times = [path.stat().st_mtime]
+    with contextlib.suppress(OSError):
+        times.append(path.with_name(partner).stat().st_mtime)
+    return max(times)
 
 
 @contextlib.contextmanager

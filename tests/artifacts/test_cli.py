@@ -132,3 +132,16 @@ def test_verify_rechecks_published_files(upstream, signing_key, public_key_file,
     assert "checksum mismatch" in rows[paths[0]]["problem"]
     assert rows[paths[1]]["problem"] == f"missing {paths[1].rsplit('/', 1)[1]}.asc"
     assert rows[paths[2]]["ok"] is True
+
+
+def test_a_data_directory_that_cannot_be_made_is_one_error_line(tmp_path, public_key_file):
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    result = invoke("mirror", "--data", str(blocker / "data"), "--key", str(public_key_file),
+                    "--version", "9.1.0", "--product", "filebeat",
+                    "--source", "http://127.0.0.1:9/")  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: Not a directory: {blocker / 'data' / 'packages'}"
+    ]
+    assert "Traceback" not in result.output

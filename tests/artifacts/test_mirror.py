@@ -395,10 +395,11 @@ def test_signature_over_another_hash_is_checked_with_a_second_read(
         upstream, data, key_file, "--version", "9.1.0", "--product", "metricbeat",
         "--platform", "linux-x86_64", "--platform", "linux-arm64", "--package-type", "tar.gz",
     )  # fmt: skip
-    assert result.exit_code == 1
-    (failed,) = [line for line in result.output.splitlines() if line.startswith("FAILED")]
-    assert failed.startswith(f"FAILED {bad}: bad signature")
-    assert "signature made by unknown entity" in failed
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, result.output
+    assert failed[0].startswith(f"FAILED {bad}: bad signature")
+    assert "signature made by unknown entity" in failed[0]
     assert (data / "downloads" / good).is_file()
     assert not (data / "downloads" / bad).exists()
 

@@ -122,3 +122,14 @@ def test_prune_stale_removes_only_old_work_files(tmp_path):
     assert prune_stale(tmp_path, 14 * 86400) == 2
     assert sorted(p.name for p in (tmp_path / "beats").iterdir()) == ["b.tar.gz.part", "c.tar.gz"]
     assert prune_stale(tmp_path / "missing", 1) == 0
+
+
+def test_a_meta_file_lives_as_long_as_its_partial_download(tmp_path):
+    part = tmp_path / "a.tar.gz.part"
+    meta = tmp_path / "a.tar.gz.part.meta"
+    part.write_bytes(b"resumed yesterday")
+    meta.write_text("{}")
+    month_ago = time.time() - 30 * 86400
+    os.utime(meta, (month_ago, month_ago))  # written when the download first started
+    assert prune_stale(tmp_path, 14 * 86400) == 0
+    assert meta.exists()

@@ -1,7 +1,7 @@
 """The `fleetgap` command: a click group; each sub-module adds one command or group.
 
-Commands only parse arguments and call the jobs. A `FleetgapError` becomes one line on
-stderr and exit code 1, never a traceback.
+Commands only parse arguments and call the jobs. A `FleetgapError`, or a file system
+error (`OSError`), becomes one line on stderr and exit code 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except FleetgapError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:  # a file system refusal (permissions, a full disk, …)
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
             sys.exit(1)
 
 
