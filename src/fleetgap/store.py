@@ -97,28 +97,40 @@ def exclusive(lock_file: Path, job: str) -> Iterator[None]:
     """Run `job` alone on this data directory: a second one fails at once, naming the first.
 
     An flock on `lock_file`: the kernel drops it when the holder exits, even by kill -9, so a
-    crashed run never leaves the directory locked.
+    crashed run never leaves the directory locked. On Ctrl-C the lock is kept until the
+    process is gone, since download threads may still be writing their partial files.
     """
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise FleetgapError(
-                f"{job} is already running on {lock_file.parent.parent} ({holder}); "
-                "wait for it to finish"
-            ) from None
+    handle = open(lock_file, "a+")  # noqa: SIM115 (held past the block on Ctrl-C)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise FleetgapError(
+            f"{job} is already running on {lock_file.parent.parent} ({holder}); "
+            "wait for it to finish"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    interrupted = False
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted = True
+        _HELD_UNTIL_EXIT.append(handle)
+        raise
+    finally:
+        if not interrupted:
             handle.truncate(0)
             fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+_HELD_UNTIL_EXIT: list = []
 
 
 def prune_stale(folder: Path, older_than_seconds: float) -> int:

@@ -133,3 +133,11 @@ def test_a_meta_file_lives_as_long_as_its_partial_download(tmp_path):
     os.utime(meta, (month_ago, month_ago))  # written when the download first started
     assert prune_stale(tmp_path, 14 * 86400) == 0
     assert meta.exists()
+
+
+def test_exclusive_is_released_after_an_error_in_the_job(tmp_path):
+    lock = tmp_path / "state" / "mirror.lock"
+    with pytest.raises(RuntimeError), exclusive(lock, "job"):
+        raise RuntimeError("a failing job")
+    with exclusive(lock, "job"):  # free again
+        pass
