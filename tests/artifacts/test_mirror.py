@@ -60,6 +60,15 @@ def mirror_process(upstream, data: Path, key_file: Path, product: str) -> list[s
     ]  # fmt: skip
 
 
+def publish_gated(upstream, signing_key, path: str, size: int, after: int) -> tuple[bytes, Gate]:
+    """Publish `size` random bytes at `path`; the server holds the body back after `after`."""
+    content = os.urandom(size)
+    upstream.publish(path, content, signing_key)
+    gate = Gate(path=Path(path).name, after=after)
+    upstream.recorder.gates.append(gate)
+    return content, gate
+
+
 def wait_until_stable(part: Path) -> None:
     """Until the partial file exists and has stopped growing (the server is holding back)."""
     last, stable_since = -1, time.monotonic()
@@ -238,10 +247,7 @@ def test_killed_mirror_resumes_without_fetching_the_finished_part_again(
 ):
     big = "beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz"
     size = 48 << 20
-    content = os.urandom(size)
-    upstream.publish(big, content, signing_key)
-    gate = Gate(path=Path(big).name, after=20 << 20)
-    upstream.recorder.gates.append(gate)
+    content, gate = publish_gated(upstream, signing_key, big, size, after=20 << 20)
     data = tmp_path / "data"
     command = mirror_process(upstream, data, public_key_file, "elastic-agent")
     part = data / "state" / "incoming" / (big + ".part")
@@ -343,10 +349,7 @@ def test_ctrl_c_stops_at_once_and_keeps_the_partial_file_for_the_next_run(
     upstream, signing_key, public_key_file, tmp_path
 ):
     big = "fleet-server/fleet-server-9.1.0-linux-x86_64.tar.gz"
-    content = os.urandom(24 << 20)
-    upstream.publish(big, content, signing_key)
-    gate = Gate(path=Path(big).name, after=8 << 20)
-    upstream.recorder.gates.append(gate)
+    content, gate = publish_gated(upstream, signing_key, big, 24 << 20, after=8 << 20)
     data = tmp_path / "data"
     command = mirror_process(upstream, data, public_key_file, "fleet-server")
     part = data / "state" / "incoming" / (big + ".part")
@@ -424,10 +427,7 @@ def test_a_second_mirror_on_the_same_data_refuses_to_start(
     upstream, signing_key, public_key_file, tmp_path
 ):
     big = "beats/filebeat/filebeat-9.1.0-linux-x86_64.tar.gz"
-    content = os.urandom(8 << 20)
-    upstream.publish(big, content, signing_key)
-    gate = Gate(path=Path(big).name, after=2 << 20)
-    upstream.recorder.gates.append(gate)
+    content, gate = publish_gated(upstream, signing_key, big, 8 << 20, after=2 << 20)
     data = tmp_path / "data"
     command = mirror_process(upstream, data, public_key_file, "filebeat")
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -99,6 +99,20 @@ def _signature(make: Callable[[Trio], list[bytes]]) -> Callable[[Trio], tuple[by
     return build
 
 
+def _revoked_ahead(k: Trio, by: RsaKey, broken: bool = False) -> bytes:
+    """A key whose revocation (made by `by`, corrupted if `broken`) precedes its user ID."""
+    revocation = sign(
+        by, craft.SIG_KEY_REVOCATION, primary=k.primary, extra_hashed=[sp_revocation_reason()]
+    )
+    revocation = corrupt(revocation) if broken else revocation
+    return (
+        key_packet(k.primary)
+        + signature_packet(revocation)
+        + user_id_packet()
+        + signature_packet(user_id_signature(k.primary))
+    )
+
+
 def _detached(key: RsaKey, hashed, unhashed, hash_algo: int = 10) -> bytes:
     return craft.detached_with(key, DATA, hashed, unhashed, hash_algo=hash_algo)
 
@@ -290,42 +304,12 @@ CASES = {
     ),
     # revocations
     "corrupt-key-revocation": Case(
-        _by_primary(
-            lambda k: (
-                key_packet(k.primary)
-                + signature_packet(
-                    corrupt(
-                        sign(
-                            k.primary,
-                            craft.SIG_KEY_REVOCATION,
-                            primary=k.primary,
-                            extra_hashed=[sp_revocation_reason()],
-                        )
-                    )
-                )
-                + user_id_packet()
-                + signature_packet(user_id_signature(k.primary))
-            )
-        ),
+        _by_primary(lambda k: _revoked_ahead(k, k.primary, broken=True)),
         False,
         "revocation signature invalid",
     ),
     "key-revocation-by-another-key": Case(
-        _by_primary(
-            lambda k: (
-                key_packet(k.primary)
-                + signature_packet(
-                    sign(
-                        k.other,
-                        craft.SIG_KEY_REVOCATION,
-                        primary=k.primary,
-                        extra_hashed=[sp_revocation_reason()],
-                    )
-                )
-                + user_id_packet()
-                + signature_packet(user_id_signature(k.primary))
-            )
-        ),
+        _by_primary(lambda k: _revoked_ahead(k, k.other)),
         False,
         "revocation signature invalid",
     ),
