@@ -108,7 +108,7 @@ def test_mirror_three_products_two_platforms_then_rerun_fetches_nothing(
     result = run_mirror(upstream, data, public_key_file, *args)
 
     assert result.exit_code == 0, result.output
-    assert "6 fetched, 0 already present, 0 failed" in result.output
+    assert "6 fetched, 0 already present, 0 not published at the source, 0 failed" in result.output
     for artifact in artifacts:
         published = data / "downloads" / artifact.path
         assert published.read_bytes() == content_for(artifact.path)
@@ -467,3 +467,26 @@ def test_stale_partial_downloads_are_removed_at_the_next_run(
     assert result.exit_code == 0, result.output
     assert "removed 1 partial download file(s) untouched for 14 days" in result.output
     assert not stale.exists() and recent.exists()
+
+
+def test_an_artifact_the_source_does_not_publish_is_reported_as_missing(
+    upstream, signing_key, public_key_file, tmp_path
+):
+    present = "beats/filebeat/filebeat-9.1.0-linux-x86_64.tar.gz"
+    absent = "beats/filebeat/filebeat-9.1.0-linux-arm64.tar.gz"
+    upstream.publish(present, content_for(present), signing_key)
+    data = tmp_path / "data"
+    result = run_mirror(
+        upstream, data, public_key_file, "--version", "9.1.0", "--product", "filebeat",
+        "--platform", "linux-x86_64", "--platform", "linux-arm64", "--package-type", "tar.gz",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    (missing,) = [line for line in lines if line.startswith("MISSING")]
+    assert missing.startswith(f"MISSING {absent}: not published at the source (")
+    assert "HTTP 404" in missing
+    assert not [line for line in lines if line.startswith("FAILED")]
+    assert "1 fetched, 0 already present, 1 not published at the source, 0 failed" in result.output
+    assert "error: 1 artifact(s) not published at the source" in result.output
+    assert (data / "downloads" / present).is_file()
+    assert not (data / "downloads" / absent).exists()

@@ -44,7 +44,7 @@ from fleetgap.store import (
     prune_stale,
 )
 
-FETCHED, PRESENT, FAILED = "fetched", "present", "failed"
+FETCHED, PRESENT, MISSING, FAILED = "fetched", "present", "missing", "failed"
 # A partial download nobody resumed for this long (its artifact is no longer selected, or
 # upstream changed) is removed at the start of the next run instead of piling up.
 STALE_PART_SECONDS = 14 * 86400
@@ -54,7 +54,7 @@ STALE_PART_SECONDS = 14 * 86400
 class Outcome:
     artifact: Artifact
     url: str
-    status: str  # fetched | present | failed
+    status: str  # fetched | present | missing (not published at the source) | failed
     reason: str = ""
     size: int = 0  # bytes of the binary
     received: int = 0  # bytes taken off the network for the binary in this run
@@ -72,7 +72,8 @@ class MirrorReport:
 
     @property
     def failures(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.status == FAILED)
+        """Failed and missing artifacts: either way the mirror is not complete."""
+        return tuple(o for o in self.outcomes if o.status in (FAILED, MISSING))
 
     @property
     def received(self) -> int:
@@ -89,7 +90,8 @@ class MirrorReport:
         )
         return (
             f"{len(self.outcomes)} artifacts: {self.count(FETCHED)} fetched, "
-            f"{self.count(PRESENT)} already present, {self.count(FAILED)} failed; "
+            f"{self.count(PRESENT)} already present, {self.count(MISSING)} not published at "
+            f"the source, {self.count(FAILED)} failed; "
             f"{megabytes:.1f} MB in {self.seconds:.1f} s ({rate:.1f} MB/s){pruned}"
         )
 
@@ -212,7 +214,16 @@ class _Job:
         self, artifact: Artifact, url: str, dest: Path, sidecars: list[Path], part: Path
     ) -> Outcome:
         directory, name = artifact.path.rsplit("/", 1)
-        checksum = _sidecar(self.net, compose_url(self.source, directory, name + ".sha512"))
+        checksum_url = compose_url(self.source, directory, name + ".sha512")
+        try:
+            checksum = self.net.get_bytes(checksum_url, limit=1 << 20)
+        except NetError as exc:
+            if exc.status in (404, 410):  # Elastic publishes no such file for this version
+                reason = f"not published at the source ({exc.reason}): {checksum_url}"
+                return Outcome(artifact, url, MISSING, reason=reason)
+            raise FleetgapError(
+                f"cannot fetch .sha512 ({exc.reason}) from {checksum_url}"
+            ) from None
         signature = _sidecar(self.net, compose_url(self.source, directory, name + ".asc"))
         expected = expected_sha512(checksum.decode("utf-8", "replace"), name)
         if expected is None:
@@ -250,12 +261,17 @@ class _Job:
         return Outcome(artifact, url, FETCHED, "", got.size, received, got.resumed_from)
 
 
+class _NotPublished(FleetgapError):
+    """The source answered 404/410: there is no such file, as opposed to a broken one."""
+
+
 def _sidecar(net: Net, url: str) -> bytes:
     try:
         return net.get_bytes(url, limit=1 << 20)
     except NetError as exc:
         kind = url.rsplit("?", 1)[0].rsplit(".", 1)[-1]
-        raise FleetgapError(f"cannot fetch .{kind} ({exc.reason}) from {url}") from None
+        error = _NotPublished if exc.status in (404, 410) else FleetgapError
+        raise error(f"cannot fetch .{kind} ({exc.reason}) from {url}") from None
 
 
 def _reason(exc: BaseException) -> str:

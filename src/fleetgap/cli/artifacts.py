@@ -145,13 +145,18 @@ def mirror_(version, products, platforms, package_types, catalogues, source, pro
             | {"status": o.status, "reason": o.reason, "received": o.received}
             for o in report.outcomes
         ]
-        summary = {s: report.count(s) for s in ("fetched", "present", "failed")}
+        summary = {s: report.count(s) for s in ("fetched", "present", "missing", "failed")}
         click.echo(json.dumps({"version": version, "artifacts": rows, **summary}, indent=2))
     for failure in report.failures:
-        click.echo(f"FAILED {failure.artifact.path}: {failure.reason}", err=True)
+        label = "MISSING" if failure.status == "missing" else "FAILED"
+        click.echo(f"{label} {failure.artifact.path}: {failure.reason}", err=True)
     click.echo(report.summary(), err=as_json)
-    if report.failures:
-        raise FleetgapError(f"{len(report.failures)} artifact(s) failed verification or download")
+    failed, missing = report.count("failed"), report.count("missing")
+    if failed:
+        also = f" and {missing} not published at the source" if missing else ""
+        raise FleetgapError(f"{failed} artifact(s) failed verification or download{also}")
+    if missing:
+        raise FleetgapError(f"{missing} artifact(s) not published at the source")
 
 
 @artifacts.command("verify")
