@@ -99,6 +99,29 @@ def _signature(make: Callable[[Trio], list[bytes]]) -> Callable[[Trio], tuple[by
     return build
 
 
+def _asc(make: Callable[[Trio], bytes]) -> Callable[[Trio], tuple[bytes, str]]:
+    """Like `_signature`, with the `.asc`'s packets given whole (any packet type)."""
+
+    def build(k: Trio) -> tuple[bytes, str]:
+        cert, _ = _signature(lambda _: [])(k)
+        return cert, craft.armor(make(k), "PGP SIGNATURE")
+
+    return build
+
+
+def _good(k: Trio) -> bytes:
+    return _detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub)])
+
+
+def _with_algorithm(body: bytes, algorithm: int) -> bytes:
+    """A signature body claiming another public-key algorithm (byte 2)."""
+    return body[:2] + bytes([algorithm]) + body[3:]
+
+
+def _unknown_key_body(algorithm: int) -> bytes:
+    return bytes([4]) + craft.KEY_CREATED.to_bytes(4, "big") + bytes([algorithm]) + craft.mpi(7)
+
+
 def _revoked_ahead(k: Trio, by: RsaKey, broken: bool = False) -> bytes:
     """A key whose revocation (made by `by`, corrupted if `broken`) precedes its user ID."""
     revocation = sign(
@@ -395,6 +418,140 @@ CASES = {
         ),
         False,
         "hash function 99",
+    ),
+    # reading hostile input: every case below once crashed fleetgap or differed from Go
+    "issuer-fingerprint-of-an-unknown-version": Case(
+        _signature(
+            lambda k: [
+                _detached(k.sub, [sp_created(NOW), (33, b"\x68" + bytes(20))], [sp_issuer(k.sub)])
+            ]
+        ),
+        True,
+    ),  # fmt: skip
+    "literal-packet-before-the-signature": Case(
+        _asc(
+            lambda k: craft.packet(11, b"b\x00\x00\x00\x00\x00" + DATA) + signature_packet(_good(k))
+        ),
+        False,
+        "non signature packet found",
+    ),  # fmt: skip
+    "private-packet-type-before-the-signature": Case(
+        _asc(lambda k: craft.packet(60, b"private") + signature_packet(_good(k))),
+        True,
+    ),
+    "trust-packet-between-user-id-and-self-signature": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet()
+                + craft.packet(12, b"\x00")
+                + signature_packet(user_id_signature(k.primary))
+            )
+        ),
+        True,
+    ),  # fmt: skip
+    "rsa-sign-only-signature-by-an-rsa-key": Case(
+        _signature(lambda k: [_with_algorithm(_good(k), 3)]),
+        False,
+        "different algorithms",
+    ),
+    "truncated-signature-value": Case(
+        _signature(lambda k: [_good(k)[:-20]]),
+        False,
+        "unexpected EOF",
+    ),
+    "eddsa-signature-claimed-first": Case(
+        _signature(
+            lambda k: [
+                _with_algorithm(_detached(k.other, [sp_created(NOW)], [sp_issuer(k.other)]), 22),
+                _good(k),
+            ]
+        ),
+        False,
+        "public key algorithm 22",
+    ),  # fmt: skip
+    "embedded-signature-that-is-not-a-back-signature": Case(
+        _signature(
+            lambda k: [
+                _detached(
+                    k.sub,
+                    [
+                        sp_created(NOW),
+                        craft.sp_embedded_signature(
+                            sign(k.primary, 0x13, primary=k.primary, uid=craft.DEFAULT_UID)
+                        ),
+                    ],
+                    [sp_issuer(k.sub)],
+                )
+            ]
+        ),
+        False,
+        "cross-signature has unexpected type 19",
+    ),  # fmt: skip
+    "primary-user-id-subpacket-of-two-bytes": Case(
+        _signature(
+            lambda k: [_detached(k.sub, [sp_created(NOW), (25, b"\x01\x01")], [sp_issuer(k.sub)])]
+        ),
+        False,
+        "primary user id subpacket with bad length",
+    ),  # fmt: skip
+    "empty-key-flags-in-the-unhashed-area-are-ignored": Case(
+        _signature(lambda k: [_detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub), (27, b"")])]),
+        True,
+    ),
+    "self-signature-with-a-revocation-reason": Case(
+        _by_primary(
+            lambda k: (
+                key_packet(k.primary)
+                + user_id_packet()
+                + signature_packet(user_id_signature(k.primary, extra=[sp_revocation_reason()]))
+            )
+        ),
+        False,
+        "unknown entity",
+    ),  # fmt: skip
+    "key-revocation-after-a-user-attribute": Case(
+        _by_primary(
+            lambda k: (
+                _base(k)
+                + craft.packet(17, b"\x05\x01attribute")
+                + signature_packet(
+                    sign(
+                        k.primary,
+                        craft.SIG_KEY_REVOCATION,
+                        primary=k.primary,
+                        extra_hashed=[sp_revocation_reason()],
+                    )
+                )
+            )
+        ),
+        False,
+        "unknown entity",
+    ),  # fmt: skip
+    "third-party-eddsa-certification": Case(
+        _by_primary(
+            lambda k: (
+                _base(k)
+                + signature_packet(
+                    _with_algorithm(
+                        sign(k.other, 0x10, primary=k.primary, uid=craft.DEFAULT_UID), 22
+                    )
+                )
+            )
+        ),
+        False,
+        "public key algorithm 22",
+    ),  # fmt: skip
+    "subkey-of-an-unknown-algorithm": Case(
+        _by_primary(
+            lambda k: _base(k) + craft.packet(craft.TAG_PUBLIC_SUBKEY, _unknown_key_body(100))
+        ),
+        False,
+        "public key type: 100",
+    ),  # fmt: skip
+    "same-key-twice-the-first-revoked": Case(
+        _by_primary(lambda k: _revoked_ahead(k, k.primary) + _base(k)),
+        True,
     ),
 }
 

@@ -16,6 +16,7 @@ from fleetgap.pgp.fleet_server import install_fleet_server_key
 from fleetgap.pgp.keys import (
     SecretKey,
     go_incompatibility,
+    key_packets,
     parse_public_key,
     read_public_key,
     utc_text,
@@ -73,14 +74,8 @@ def show(key_file: Path) -> None:
         click.echo(f"key:         {part.key_id} ({usage}{expiry}{standing})")
     if key.weak_self_signatures:
         click.echo("note:        SHA-1 self-signatures (the agent accepts them, FIPS may not)")
-    from pysequoia.packet import PacketPile, Tag
-
-    packets = [
-        p
-        for p in PacketPile.from_bytes(key.armored.encode())
-        if p.tag in (Tag.PublicKey, Tag.PublicSubkey)
-    ]
-    problem = go_incompatibility(packets)
+    refused = next((c.unusable for c in key.components if "key ring" in (c.unusable or "")), None)
+    problem = go_incompatibility(key_packets(key.armored)) or refused
     click.echo(f"agent (Go):  {'cannot use: ' + problem if problem else 'ok'}")
 
 

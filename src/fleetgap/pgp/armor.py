@@ -6,6 +6,8 @@ spec: agent-artifacts §6.3 — the agent reads only the first armored block of 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from fleetgap.errors import FleetgapError
@@ -44,3 +46,31 @@ def first_armored_block(data: bytes | str) -> ArmoredBlock:
                     return ArmoredBlock(kind, "\n".join(block) + "\n")
             raise ArmorError("armor: unexpected EOF (no END line)")
     raise ArmorError("no armored data found")
+
+
+def dearmor(block: ArmoredBlock) -> bytes:
+    """The block's binary content: headers skipped, base64 decoded, CRC-24 checked."""
+    lines = [line.strip() for line in block.text.splitlines()[1:-1]]
+    if "" in lines:  # armor headers ("Version: …") end at the first blank line
+        lines = lines[lines.index("") + 1 :]
+    checksum = next((line for line in lines if line.startswith("=") and len(line) == 5), None)
+    body = "".join(line for line in lines if line and not line.startswith("="))
+    try:
+        data = base64.b64decode(body, validate=True)
+        expected = base64.b64decode(checksum[1:], validate=True) if checksum else None
+    except (binascii.Error, ValueError):
+        raise ArmorError("armor: invalid base64 data") from None
+    if expected is not None and _crc24(data).to_bytes(3, "big") != expected:
+        raise ArmorError("armor: invalid data: armor checksum mismatch")
+    return data
+
+
+def _crc24(data: bytes) -> int:
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF

@@ -70,6 +70,11 @@ def read_standing(packets: Iterable[Packet]) -> Standing:
     entities: list[_Entity] = []
     for packet in packets:
         if packet.kind == PRIMARY:
+            if packet.unsupported and packet.body[:1] == b"\x04" and entities:
+                # Go meets the unreadable key while still reading the one before: both go
+                entities[-1].refused = (
+                    entities[-1].refused or f"read armored key ring: {packet.unsupported}"
+                )
             entities.append(_Entity(packet))
         elif entities:
             entities[-1].add(packet)
@@ -120,6 +125,9 @@ class _Entity:
             self._context = (OTHER, None)
 
     def _signature(self, body: bytes) -> None:
+        if body[:1] in (b"\x02", b"\x03"):  # Go reads v3 signatures but passes them over here
+            self._context = (OTHER, None)
+            return
         try:
             sig = parse_signature(body)
         except PacketError as exc:
@@ -130,7 +138,7 @@ class _Entity:
         primary = self._primary_fields()
         if kind == SUBKEY:
             self._subkey_signature(value, sig, primary)  # type: ignore[arg-type]
-        elif kind == PRIMARY and sig.sig_type == _SIG_KEY_REVOCATION:
+        elif kind in (PRIMARY, OTHER) and sig.sig_type == _SIG_KEY_REVOCATION:
             _check(lambda: verify_key_signature(sig, primary, primary), "revocation signature")
             self.revoked = True
         elif (
@@ -151,11 +159,11 @@ class _Entity:
         sub = subkey.packet.key
         assert sub is not None  # unsupported key packets were refused on arrival
         _check(lambda: verify_key_signature(sig, primary, primary, sub), "subkey signature")
+        if sig.key_flags is not None and sig.key_flags & _FLAG_SIGN:
+            _check_back_signature(sig, primary, sub)
         if sig.sig_type == _SIG_SUBKEY_REVOCATION:
             subkey.revoked = True
             return
-        if sig.key_flags is not None and sig.key_flags & _FLAG_SIGN:
-            _check_back_signature(sig, primary, sub)
         if subkey.binding is None or (sig.created or 0) > (subkey.binding.created or 0):
             subkey.binding = sig
 
@@ -170,9 +178,9 @@ class _Entity:
             problem = f"{_INVALID}: subkey packet not followed by signature"
         if problem is None and not self.self_signatures:
             problem = f"{_INVALID}: entity without any identities"
-        if problem is None and self.revoked:
-            problem = _revoked(f"key {self.primary.key_id}")
         self_sig = _primary_self_signature(self.self_signatures)
+        if problem is None and (self.revoked or (self_sig and self_sig.revocation_reason)):
+            problem = _revoked(f"key {self.primary.key_id}")
         primary_expires = _expiry(self.primary.key, self_sig)
         found = [
             ComponentKey(
@@ -186,7 +194,8 @@ class _Entity:
         ]
         for sub in self.subkeys:
             sub_problem = problem
-            if sub_problem is None and sub.revoked:
+            revoked = sub.revoked or (sub.binding is not None and sub.binding.revocation_reason)
+            if sub_problem is None and revoked:
                 sub_problem = _revoked(f"subkey {sub.packet.key_id}")
             expires = [e for e in (_expiry(sub.packet.key, sub.binding), primary_expires) if e]
             found.append(

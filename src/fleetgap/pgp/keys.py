@@ -9,6 +9,7 @@ NIST curves; EdDSA/Ed25519 (pysequoia's default) is rejected by the agent
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -17,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pysequoia
-from pysequoia.packet import PacketPile, Tag
 
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp._sequoia import sequoia_message
@@ -25,6 +25,7 @@ from fleetgap.pgp.armor import (
     PRIVATE_KEY_BLOCK,
     PUBLIC_KEY_BLOCK,
     ArmorError,
+    dearmor,
     first_armored_block,
 )
 from fleetgap.pgp.key_standing import (
@@ -37,25 +38,22 @@ from fleetgap.pgp.key_standing import (
     Packet,
     read_standing,
 )
-from fleetgap.pgp.packets import PacketError, parse_key
+from fleetgap.pgp.packet_stream import (
+    TAG_PUBLIC_KEY,
+    TAG_PUBLIC_SUBKEY,
+    TAG_SECRET_KEY,
+    TAG_SECRET_SUBKEY,
+    TAG_SIGNATURE,
+    TAG_USER_ID,
+    RawPacket,
+    read_packets,
+)
+from fleetgap.pgp.packets import PacketError, key_id_of, parse_key
 
+_NOT_A_KEY = "openpgp: invalid data: first packet was not a public/private key"
 ELASTIC_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
 
-_KEY_TAGS = (Tag.PublicKey, Tag.PublicSubkey, Tag.SecretKey, Tag.SecretSubkey)
-_GO_ALGORITHMS = {  # pysequoia's PublicKeyAlgorithm names -> what Go x/crypto/openpgp reads
-    "RSAEncryptSign": "RSA",
-    "RSAEncrypt": "RSA",
-    "RSASign": "RSA",
-    "DSA": "DSA",
-    "ElGamalEncrypt": "ElGamal",
-    "ECDSA": "ECDSA",
-    "ECDH": "ECDH",
-}
-_NIST_CURVE_OIDS = {  # the only curves Go x/crypto/openpgp parses
-    bytes.fromhex("2a8648ce3d030107"): "P-256",
-    bytes.fromhex("2b81040022"): "P-384",
-    bytes.fromhex("2b81040023"): "P-521",
-}
+_KEY_TAGS = (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SECRET_KEY, TAG_SECRET_SUBKEY)
 
 
 class KeyFileError(FleetgapError):
@@ -99,8 +97,10 @@ class PublicKey:
         return "".join(str(cert) for cert in self.certs)
 
     def signing_key(self, key_id: str) -> ComponentKey | None:
-        """The component with this ID that may sign (Go: KeysByIdUsage(id, sign))."""
-        return next((c for c in self.components if c.key_id == key_id and c.can_sign), None)
+        """The component with this ID that may sign (Go: KeysByIdUsage(id, sign)): a usable
+        one first, when the same key appears twice."""
+        matches = [c for c in self.components if c.key_id == key_id and c.can_sign]
+        return next((c for c in matches if c.unusable is None), matches[0] if matches else None)
 
     def __str__(self) -> str:
         uid = self.user_ids[0] if self.user_ids else "no user id"
@@ -124,12 +124,16 @@ def parse_public_key(data: bytes | str) -> PublicKey:
         )
     raw = block.text.encode()
     try:
+        packets = read_packets(dearmor(block))
+    except (ArmorError, PacketError) as exc:
+        raise KeyFileError(f"read armored key ring: {exc}") from None
+    if not packets or packets[0].tag not in (TAG_PUBLIC_KEY, TAG_SECRET_KEY):
+        raise KeyFileError(f"read armored key ring: {_NOT_A_KEY}")
+    try:
         if block.kind == PRIVATE_KEY_BLOCK:
             certs = [pysequoia.Tsk.from_bytes(raw).extract_certificate()]
-            raw = str(certs[0]).encode()  # key signatures cover the public key packets
         else:
             certs = pysequoia.Cert.split_bytes(raw)
-        packets = list(PacketPile.from_bytes(raw))
     except Exception as exc:  # pysequoia raises RuntimeError/ValueError with Rust text
         raise KeyFileError(f"read armored key ring: {sequoia_message(exc)}") from None
     if not certs:
@@ -178,8 +182,8 @@ class SecretKey:
             tsk = pysequoia.Tsk.from_bytes(data)
         except Exception as exc:
             raise KeyFileError(f"{origin}: not a secret key: {sequoia_message(exc)}") from None
-        packets = _key_packets(str(tsk).encode())
-        if not any(p.tag == Tag.SecretKey for p in packets):
+        packets = key_packets(str(tsk))
+        if not any(p.tag == TAG_SECRET_KEY for p in packets):
             raise KeyFileError(f"{origin}: not a secret key (it holds only a public key)")
         problem = go_incompatibility(packets)
         if problem:
@@ -217,49 +221,36 @@ class SecretKey:
             write_atomic(Path(public_path), self.public_key.armored.encode(), mode=0o644)
 
 
-def go_incompatibility(packets: Iterable) -> str | None:
+def go_incompatibility(packets: Iterable[RawPacket]) -> str | None:
     """Why Go's x/crypto/openpgp could not use these key packets, or None if it can."""
     for packet in packets:
-        body = bytes(packet.body or b"")
-        algo = str(packet.key_algorithm).rsplit(".", 1)[-1]
-        name = _GO_ALGORITHMS.get(algo)
-        if not body or body[0] != 4:
-            return f"key {packet.key_id} is not a v4 key (Go reads only v4 keys)"
-        if name is None:
-            return f"key {packet.key_id} uses {algo}, which Go x/crypto/openpgp does not support"
-        if name in ("ECDSA", "ECDH"):
-            oid_len = body[6] if len(body) > 6 else 0
-            oid = body[7 : 7 + oid_len]
-            if oid not in _NIST_CURVE_OIDS:
-                return (
-                    f"key {packet.key_id} uses {name} on a curve Go x/crypto/openpgp does not "
-                    "support (only P-256, P-384, P-521)"
-                )
+        if packet.tag in _KEY_TAGS:
+            try:
+                parse_key(packet.body)
+            except PacketError as exc:
+                return f"key {_raw_key_id(packet.body)}: {exc}"
     return None
 
 
-def _inspect(packets: list) -> tuple[tuple[ComponentKey, ...], tuple[str, ...], bool]:
+def _inspect(packets: list[RawPacket]) -> tuple[tuple[ComponentKey, ...], tuple[str, ...], bool]:
     """Component keys with their right to sign (key_standing.py), user IDs, and whether
     any self-signature uses a weak hash."""
     records: list[Packet] = []
     user_ids: list[str] = []
     for packet in packets:
-        tag = packet.tag
-        body = bytes(packet.body or b"")
+        tag, body = packet.tag, packet.body
         if tag in _KEY_TAGS:
-            kind = PRIMARY if tag in (Tag.PublicKey, Tag.SecretKey) else SUBKEY
-            unsupported = go_incompatibility([packet])
+            kind = PRIMARY if tag in (TAG_PUBLIC_KEY, TAG_SECRET_KEY) else SUBKEY
             try:
-                fields = None if unsupported else parse_key(body)
+                fields, problem = parse_key(body), None
             except PacketError as exc:
-                unsupported = f"openpgp: invalid data: {exc}"
-                fields = None
-            key_id = (packet.key_id or "").upper()
-            records.append(Packet(kind, body, key_id, fields, _unsupported(unsupported)))
-        elif tag == Tag.UserID:
-            user_ids.append(str(packet.user_id))
-            records.append(Packet(USER_ID, _user_id_bytes(packet)))
-        elif tag == Tag.Signature:
+                fields, problem = None, _go_words(str(exc))
+            key_id = key_id_of(fields) if fields else _raw_key_id(body)
+            records.append(Packet(kind, body, key_id, fields, problem))
+        elif tag == TAG_USER_ID:
+            user_ids.append(body.decode("utf-8", "replace"))
+            records.append(Packet(USER_ID, body))
+        elif tag == TAG_SIGNATURE:
             records.append(Packet(SIGNATURE, body))
         else:
             records.append(Packet(OTHER))
@@ -267,19 +258,18 @@ def _inspect(packets: list) -> tuple[tuple[ComponentKey, ...], tuple[str, ...], 
     return standing.components, tuple(user_ids), standing.weak_self_signatures
 
 
-def _unsupported(problem: str | None) -> str | None:
-    if problem is None or problem.startswith("openpgp:"):
-        return problem
-    return f"openpgp: unsupported feature: {problem}"
+def _go_words(problem: str) -> str:
+    return problem if problem.startswith("openpgp:") else f"openpgp: invalid data: {problem}"
 
 
-def _user_id_bytes(packet) -> bytes:
-    body = packet.body
-    return bytes(body) if body is not None else str(packet.user_id).encode()
+def _raw_key_id(body: bytes) -> str:
+    """The key ID of a key packet parse_key refused: over the whole body (public packets)."""
+    prefix = b"\x99" + len(body).to_bytes(2, "big")
+    return hashlib.sha1(prefix + body, usedforsecurity=False).hexdigest().upper()[-16:]
 
 
-def _key_packets(armored: bytes) -> list:
-    return [p for p in PacketPile.from_bytes(armored) if p.tag in _KEY_TAGS]
+def key_packets(armored: str) -> list[RawPacket]:
+    return [p for p in read_packets(dearmor(first_armored_block(armored))) if p.tag in _KEY_TAGS]
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:

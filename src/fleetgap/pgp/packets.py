@@ -8,11 +8,14 @@ read with Go's rules, so that a packet Go refuses is refused here too.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 SIG_BINARY = 0x00
 SIG_TEXT = 0x01
 _SUBPACKET_CREATED = 2
+_SUBPACKET_SIGNATURE_EXPIRES = 3
+_SIG_PRIMARY_KEY_BINDING = 0x19
 _SUBPACKET_KEY_EXPIRES = 9
 _SUBPACKET_ISSUER = 16
 _SUBPACKET_PRIMARY_USER_ID = 25
@@ -21,10 +24,19 @@ _SUBPACKET_REVOCATION_REASON = 29
 _SUBPACKET_EMBEDDED = 32
 # the subpackets Go's x/crypto/openpgp reads; any other one marked critical is refused
 _GO_KNOWN_SUBPACKETS = {2, 3, 9, 11, 16, 21, 22, 25, 27, 29, 30, 32}
-_GO_HASHES = {1, 2, 8, 9, 10, 11}  # MD5, SHA-1, SHA-256/384/512/224 (RIPEMD-160 not linked)
+# hashes Go parses (RIPEMD-160 parses, then fails if used: not linked into the agent)
+_GO_HASHES = {1, 2, 3, 8, 9, 10, 11}
+_RSA_ALGOS = {1, 2, 3}
+_ECDH, _ECDSA = 18, 19
+_KEY_MPI_COUNTS = {1: 2, 2: 2, 3: 2, 16: 3, 17: 4, 20: 3}  # RSA, ElGamal, DSA
+_SIGNATURE_MPI_COUNTS = {1: 1, 3: 1, 17: 2, 19: 2}  # the signature algorithms Go verifies
+NIST_CURVE_OIDS = {  # the only curves Go x/crypto/openpgp reads
+    bytes.fromhex("2a8648ce3d030107"): "P-256",
+    bytes.fromhex("2b81040022"): "P-384",
+    bytes.fromhex("2b81040023"): "P-521",
+}
 _INVALID = "openpgp: invalid data"
 _UNSUPPORTED = "openpgp: unsupported feature"
-_EC_ALGOS = {18, 19, 22}  # ECDH, ECDSA, EdDSA
 
 
 class PacketError(ValueError):
@@ -64,6 +76,8 @@ def parse_signature(body: bytes) -> SignatureFields:
     Go's reason (a packet Go cannot read fails a detached signature and a whole key)."""
     if len(body) < 6 or body[0] != 4:
         raise PacketError(f"{_UNSUPPORTED}: signature packet version {body[:1].hex() or '?'}")
+    if body[2] not in _SIGNATURE_MPI_COUNTS:
+        raise PacketError(f"{_UNSUPPORTED}: public key algorithm {body[2]}")
     if body[3] not in _GO_HASHES:
         raise PacketError(f"{_UNSUPPORTED}: hash function {body[3]}")
     hashed_end = 6 + int.from_bytes(body[4:6], "big")
@@ -88,7 +102,7 @@ def parse_signature(body: bytes) -> SignatureFields:
         issuer_key_id=reading.issuer,
         key_flags=reading.flags,
         left16=body[rest : rest + 2],
-        mpis=_mpis(body[rest + 2 :]),
+        mpis=_read_mpis(body, rest + 2, _SIGNATURE_MPI_COUNTS[body[2]])[0],
         created=reading.created,
         key_expires=reading.key_expires,
         embedded=reading.embedded,
@@ -120,44 +134,103 @@ class _Subpackets:
             if len(value) != 8:
                 raise PacketError(f"{_INVALID}: issuer subpacket with bad length")
             self.issuer = value.hex().upper()  # the last one counts, as in Go
+        elif kind == _SUBPACKET_EMBEDDED:
+            self._embedded(value)
+        elif not hashed:
+            _check_known(kind, critical)  # Go reads nothing else from the unhashed area
         elif kind == _SUBPACKET_KEY_FLAGS:
             if not value:
                 raise PacketError(f"{_INVALID}: empty key flags subpacket")
-            if hashed:
-                self.flags = (self.flags or 0) | value[0]
+            self.flags = (self.flags or 0) | value[0]
         elif kind == _SUBPACKET_KEY_EXPIRES:
-            seconds = _four_bytes(value, "key expiration time")
-            if hashed:
-                self.key_expires = seconds
-        elif kind == _SUBPACKET_EMBEDDED:
-            if self.embedded is not None:
-                raise PacketError(f"{_INVALID}: Cannot have multiple embedded signatures")
-            self.embedded = value
+            self.key_expires = _four_bytes(value, "key expiration")
+        elif kind == _SUBPACKET_SIGNATURE_EXPIRES:
+            _four_bytes(value, "expiration")
         elif kind == _SUBPACKET_REVOCATION_REASON:
-            self.revocation_reason = self.revocation_reason or hashed
+            if not value:
+                raise PacketError(f"{_INVALID}: empty revocation reason subpacket")
+            self.revocation_reason = True
         elif kind == _SUBPACKET_PRIMARY_USER_ID:
-            self.primary_user_id = self.primary_user_id or (hashed and value[:1] != b"\x00")
-        elif kind not in _GO_KNOWN_SUBPACKETS and critical:
-            raise PacketError(f"{_UNSUPPORTED}: unknown critical signature subpacket type {kind}")
+            if len(value) != 1:
+                raise PacketError(f"{_INVALID}: primary user id subpacket with bad length")
+            self.primary_user_id = self.primary_user_id or value != b"\x00"
+        else:
+            _check_known(kind, critical)
+
+    def _embedded(self, value: bytes) -> None:
+        """Go parses an embedded signature wherever it is, and only a back-signature may be."""
+        if self.embedded is not None:
+            raise PacketError(f"{_INVALID}: Cannot have multiple embedded signatures")
+        sig_type = parse_signature(value).sig_type
+        if sig_type != _SIG_PRIMARY_KEY_BINDING:
+            raise PacketError(f"{_INVALID}: cross-signature has unexpected type {sig_type}")
+        self.embedded = value
+
+
+def _check_known(kind: int, critical: bool) -> None:
+    if critical and kind not in _GO_KNOWN_SUBPACKETS:
+        raise PacketError(f"{_UNSUPPORTED}: unknown critical signature subpacket type {kind}")
 
 
 def _four_bytes(value: bytes, what: str) -> int:
     if len(value) != 4:
-        raise PacketError(f"{_INVALID}: {what} not four bytes")
+        raise PacketError(f"{_INVALID}: {what} subpacket with bad length")
     return int.from_bytes(value, "big")
 
 
 def parse_key(body: bytes) -> KeyFields:
-    if len(body) < 6 or body[0] != 4:
-        raise PacketError("not a v4 key")
-    algo = body[5]
-    created = int.from_bytes(body[1:5], "big")
-    if algo in _EC_ALGOS:
-        if len(body) < 7 or len(body) < 7 + body[6]:
-            raise PacketError("truncated key packet")
-        end = 7 + body[6]
-        return KeyFields(4, algo, _mpis(body[end:]), body[7:end], body, created)
-    return KeyFields(4, algo, _mpis(body[6:]), None, body, created)
+    """A v4 public-key (or the public part of a secret-key) packet as Go reads it; a key Go
+    cannot use raises PacketError with Go's reason."""
+    if len(body) < 6:
+        raise PacketError("unexpected EOF")
+    if body[0] != 4:
+        raise PacketError(f"{_UNSUPPORTED}: public key version {body[0]}")
+    algo, created = body[5], int.from_bytes(body[1:5], "big")
+    curve = None
+    if algo in _KEY_MPI_COUNTS:
+        mpis, end = _read_mpis(body, 6, _KEY_MPI_COUNTS[algo])
+        if algo in _RSA_ALGOS and len(mpis[1]) > 3:
+            raise PacketError(f"{_UNSUPPORTED}: large public exponent")
+    elif algo in (_ECDH, _ECDSA):
+        oid_end = 7 + _byte(body, 6)
+        curve = bytes(_take(body, 7, oid_end - 7))
+        if curve not in NIST_CURVE_OIDS:
+            raise PacketError(f"{_UNSUPPORTED}: unsupported oid: {curve.hex()}")
+        mpis, end = _read_mpis(body, oid_end, 1)
+        if mpis[0][:1] != b"\x04":
+            raise PacketError(f"{_UNSUPPORTED}: failed to parse EC point")
+        if algo == _ECDH:  # the KDF parameters follow the point
+            end += 1 + _byte(body, end)
+            _take(body, end - 1, 1)
+    else:
+        raise PacketError(f"{_UNSUPPORTED}: public key type: {algo}")
+    return KeyFields(4, algo, mpis, curve, body[:end], created)
+
+
+def key_id_of(key: KeyFields) -> str:
+    """The v4 key ID: the low 64 bits of the SHA-1 fingerprint, upper hex."""
+    prefix = b"\x99" + len(key.body).to_bytes(2, "big")
+    return hashlib.sha1(prefix + key.body, usedforsecurity=False).hexdigest().upper()[-16:]
+
+
+def _read_mpis(data: bytes, pos: int, count: int) -> tuple[tuple[bytes, ...], int]:
+    """`count` MPIs (2-byte bit count, then the bytes) from `pos`; PacketError if short."""
+    values: list[bytes] = []
+    for _ in range(count):
+        size = (int.from_bytes(_take(data, pos, 2), "big") + 7) // 8
+        values.append(bytes(_take(data, pos + 2, size)))
+        pos += 2 + size
+    return tuple(values), pos
+
+
+def _take(data: bytes, pos: int, size: int) -> bytes:
+    if pos < 0 or pos + size > len(data):
+        raise PacketError("unexpected EOF")
+    return data[pos : pos + size]
+
+
+def _byte(data: bytes, pos: int) -> int:
+    return _take(data, pos, 1)[0]
 
 
 def _subpackets(area: bytes) -> list[tuple[bytes, bool]]:
@@ -183,14 +256,3 @@ def _subpackets(area: bytes) -> list[tuple[bytes, bool]]:
         found.append((bytes([area[pos] & 0x7F]) + area[pos + 1 : pos + length], area[pos] >= 0x80))
         pos += length
     return found
-
-
-def _mpis(data: bytes) -> tuple[bytes, ...]:
-    """Consecutive MPIs (2-byte bit count, then the bytes) until the data runs out."""
-    values: list[bytes] = []
-    pos = 0
-    while pos + 2 <= len(data):
-        size = (int.from_bytes(data[pos : pos + 2], "big") + 7) // 8
-        values.append(data[pos + 2 : pos + 2 + size])
-        pos += 2 + size
-    return tuple(values)

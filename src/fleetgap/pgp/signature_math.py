@@ -135,8 +135,10 @@ def verify_user_id_signature(sig: SignatureFields, primary: KeyFields, user_id: 
 
 
 def _verify(state: Hash, sig: SignatureFields, key: KeyFields) -> None:
-    if sig.pk_algo != key.pk_algo and not (sig.pk_algo in _RSA and key.pk_algo in _RSA):
-        raise SignatureMathError("openpgp: invalid signature: public key and signature type differ")
+    if sig.pk_algo != key.pk_algo:
+        raise SignatureMathError(
+            "openpgp: invalid argument: public key and signature use different algorithms"
+        )
     entry = _HASHES.get(sig.hash_algo)
     if entry is None:
         raise SignatureMathError(f"openpgp: unsupported feature: hash function {sig.hash_algo}")

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pysequoia
-from pysequoia.packet import PacketPile, Tag
 
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp._sequoia import sequoia_message
-from fleetgap.pgp.armor import SIGNATURE_BLOCK, ArmorError, first_armored_block
+from fleetgap.pgp.armor import SIGNATURE_BLOCK, ArmorError, dearmor, first_armored_block
 from fleetgap.pgp.keys import ComponentKey, PublicKey, SecretKey
+from fleetgap.pgp.packet_stream import TAG_SIGNATURE, RawPacket, read_packets
 from fleetgap.pgp.packets import (
     SIG_BINARY,
     SIG_TEXT,
@@ -119,20 +119,23 @@ def parse_detached_signature(signature: bytes | str) -> ParsedSignature:
     if block.kind != SIGNATURE_BLOCK:
         raise SignatureError(f"invalid signature: expected '{SIGNATURE_BLOCK}', got: {block.kind}")
     try:
-        packets = [p for p in PacketPile.from_bytes(block.text.encode()) if p.tag == Tag.Signature]
-    except Exception as exc:
-        raise SignatureError(f"invalid signature: {sequoia_message(exc)}") from None
+        packets = read_packets(dearmor(block))
+    except (ArmorError, PacketError) as exc:
+        raise SignatureError(f"invalid signature: {exc}") from None
     if not packets:
         raise SignatureError("invalid signature: no signature packet")
-    candidates = tuple(_signature_fields(bytes(p.body or b"")) for p in packets)
+    candidates = tuple(_signature_fields(packet) for packet in packets)
     if isinstance(candidates[0], str):  # Go fails on it whatever the keys
         raise SignatureError(f"invalid signature: {candidates[0]}")
     return ParsedSignature(candidates)
 
 
-def _signature_fields(body: bytes) -> SignatureFields | str:
+def _signature_fields(packet: RawPacket) -> SignatureFields | str:
+    """Go reads packets one by one and stops at the first that it cannot use."""
+    if packet.tag != TAG_SIGNATURE:
+        return "openpgp: invalid data: non signature packet found"
     try:
-        return parse_signature(body)
+        return parse_signature(packet.body)
     except PacketError as exc:
         return str(exc)
 
