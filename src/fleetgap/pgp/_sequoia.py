@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-# Without this, sequoia mmaps the file it verifies, and the mapped pages count
-# against the process's resident memory (a 2 GB artifact would show 2 GB RSS).
-# With it, sequoia streams through a small buffer (anchors-and-deps §B.1).
+# Without this, sequoia mmaps the file it signs, and the mapped pages count against
+# the process's resident memory (a 2 GB artifact would show 2 GB RSS). With it,
+# sequoia streams through a small buffer (anchors-and-deps §B.1).
 os.environ.setdefault("SEQUOIA_DONT_MMAP", "1")
 
 

@@ -3,8 +3,9 @@
 spec: agent-artifacts §6.3. The signature must be one armored `PGP SIGNATURE` block
 holding a v4 signature of type binary or canonical text, with an issuer key-ID
 subpacket; keys are tried one at a time, in order, never merged; the first key that
-verifies wins. pysequoia makes signatures; checking them follows Go (`signature_math`):
-from a running hash, so a file is read once for its `.sha512` and its signature.
+verifies wins. pysequoia makes signatures; checking them follows Go (`packet_stream`,
+`key_standing`, `signature_math`), from a running hash, so a file is read once for its
+`.sha512` and its signature.
 """
 
 from __future__ import annotations
