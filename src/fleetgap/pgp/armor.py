@@ -66,11 +66,21 @@ def dearmor(block: ArmoredBlock) -> bytes:
 
 
 def _crc24(data: bytes) -> int:
+    """RFC 4880 §6.1 CRC-24, a byte at a time from a table."""
     crc = 0xB704CE
     for byte in data:
-        crc ^= byte << 16
+        crc = ((crc << 8) & 0xFFFFFF) ^ _CRC24_TABLE[((crc >> 16) ^ byte) & 0xFF]
+    return crc
+
+
+def _crc24_table() -> tuple[int, ...]:
+    table = []
+    for index in range(256):
+        crc = index << 16
         for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
+            crc = (crc << 1) ^ (0x1864CFB if crc & 0x800000 else 0)
+        table.append(crc & 0xFFFFFF)
+    return tuple(table)
+
+
+_CRC24_TABLE = _crc24_table()
