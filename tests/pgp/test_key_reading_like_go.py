@@ -122,11 +122,19 @@ def _unknown_key_body(algorithm: int) -> bytes:
     return bytes([4]) + craft.KEY_CREATED.to_bytes(4, "big") + bytes([algorithm]) + craft.mpi(7)
 
 
+def _key_revocation(k: Trio, by: RsaKey | None = None) -> bytes:
+    """A revocation of the primary key, with a reason, made by `by` (default: itself)."""
+    return sign(
+        by or k.primary,
+        craft.SIG_KEY_REVOCATION,
+        primary=k.primary,
+        extra_hashed=[sp_revocation_reason()],
+    )
+
+
 def _revoked_ahead(k: Trio, by: RsaKey, broken: bool = False) -> bytes:
     """A key whose revocation (made by `by`, corrupted if `broken`) precedes its user ID."""
-    revocation = sign(
-        by, craft.SIG_KEY_REVOCATION, primary=k.primary, extra_hashed=[sp_revocation_reason()]
-    )
+    revocation = _key_revocation(k, by)
     revocation = corrupt(revocation) if broken else revocation
     return (
         key_packet(k.primary)
@@ -180,12 +188,7 @@ CASES = {
         _by_sub(
             _with_sub(
                 lambda k: binding_signature(k.primary, k.sub),
-                lambda k: sign(
-                    k.primary,
-                    craft.SIG_KEY_REVOCATION,
-                    primary=k.primary,
-                    extra_hashed=[sp_revocation_reason()],
-                ),
+                lambda k: _key_revocation(k),
             )
         ),
         False,
@@ -337,19 +340,7 @@ CASES = {
         "revocation signature invalid",
     ),
     "key-revocation-after-a-user-id-is-not-one": Case(
-        _by_primary(
-            lambda k: (
-                _base(k)
-                + signature_packet(
-                    sign(
-                        k.primary,
-                        craft.SIG_KEY_REVOCATION,
-                        primary=k.primary,
-                        extra_hashed=[sp_revocation_reason()],
-                    )
-                )
-            )
-        ),
+        _by_primary(lambda k: _base(k) + signature_packet(_key_revocation(k))),
         True,
     ),
     # detached signature packets
@@ -427,14 +418,14 @@ CASES = {
             ]
         ),
         True,
-    ),  # fmt: skip
+    ),
     "literal-packet-before-the-signature": Case(
         _asc(
             lambda k: craft.packet(11, b"b\x00\x00\x00\x00\x00" + DATA) + signature_packet(_good(k))
         ),
         False,
         "non signature packet found",
-    ),  # fmt: skip
+    ),
     "private-packet-type-before-the-signature": Case(
         _asc(lambda k: craft.packet(60, b"private") + signature_packet(_good(k))),
         True,
@@ -449,7 +440,7 @@ CASES = {
             )
         ),
         True,
-    ),  # fmt: skip
+    ),
     "rsa-sign-only-signature-by-an-rsa-key": Case(
         _signature(lambda k: [_with_algorithm(_good(k), 3)]),
         False,
@@ -469,7 +460,7 @@ CASES = {
         ),
         False,
         "public key algorithm 22",
-    ),  # fmt: skip
+    ),
     "embedded-signature-that-is-not-a-back-signature": Case(
         _signature(
             lambda k: [
@@ -487,14 +478,14 @@ CASES = {
         ),
         False,
         "cross-signature has unexpected type 19",
-    ),  # fmt: skip
+    ),
     "primary-user-id-subpacket-of-two-bytes": Case(
         _signature(
             lambda k: [_detached(k.sub, [sp_created(NOW), (25, b"\x01\x01")], [sp_issuer(k.sub)])]
         ),
         False,
         "primary user id subpacket with bad length",
-    ),  # fmt: skip
+    ),
     "empty-key-flags-in-the-unhashed-area-are-ignored": Case(
         _signature(lambda k: [_detached(k.sub, [sp_created(NOW)], [sp_issuer(k.sub), (27, b"")])]),
         True,
@@ -509,25 +500,18 @@ CASES = {
         ),
         False,
         "unknown entity",
-    ),  # fmt: skip
+    ),
     "key-revocation-after-a-user-attribute": Case(
         _by_primary(
             lambda k: (
                 _base(k)
                 + craft.packet(17, b"\x05\x01attribute")
-                + signature_packet(
-                    sign(
-                        k.primary,
-                        craft.SIG_KEY_REVOCATION,
-                        primary=k.primary,
-                        extra_hashed=[sp_revocation_reason()],
-                    )
-                )
+                + signature_packet(_key_revocation(k))
             )
         ),
         False,
         "unknown entity",
-    ),  # fmt: skip
+    ),
     "third-party-eddsa-certification": Case(
         _by_primary(
             lambda k: (
@@ -541,14 +525,14 @@ CASES = {
         ),
         False,
         "public key algorithm 22",
-    ),  # fmt: skip
+    ),
     "subkey-of-an-unknown-algorithm": Case(
         _by_primary(
             lambda k: _base(k) + craft.packet(craft.TAG_PUBLIC_SUBKEY, _unknown_key_body(100))
         ),
         False,
         "public key type: 100",
-    ),  # fmt: skip
+    ),
     "same-key-twice-the-first-revoked": Case(
         _by_primary(lambda k: _revoked_ahead(k, k.primary) + _base(k)),
         True,
