@@ -214,16 +214,10 @@ class _Job:
         self, artifact: Artifact, url: str, dest: Path, sidecars: list[Path], part: Path
     ) -> Outcome:
         directory, name = artifact.path.rsplit("/", 1)
-        checksum_url = compose_url(self.source, directory, name + ".sha512")
         try:
-            checksum = self.net.get_bytes(checksum_url, limit=1 << 20)
-        except NetError as exc:
-            if exc.status in (404, 410):  # Elastic publishes no such file for this version
-                reason = f"not published at the source ({exc.reason}): {checksum_url}"
-                return Outcome(artifact, url, MISSING, reason=reason)
-            raise FleetgapError(
-                f"cannot fetch .sha512 ({exc.reason}) from {checksum_url}"
-            ) from None
+            checksum = _sidecar(self.net, compose_url(self.source, directory, name + ".sha512"))
+        except _NotPublished as exc:  # Elastic publishes no such file for this version
+            return Outcome(artifact, url, MISSING, reason=f"not published at the source ({exc})")
         signature = _sidecar(self.net, compose_url(self.source, directory, name + ".asc"))
         expected = expected_sha512(checksum.decode("utf-8", "replace"), name)
         if expected is None:
@@ -262,7 +256,8 @@ class _Job:
 
 
 class _NotPublished(FleetgapError):
-    """The source answered 404/410: there is no such file, as opposed to a broken one."""
+    """The source answered 404/410: no such file (for a `.sha512`: no such artifact; for
+    an `.asc`, a defect of the source all the same)."""
 
 
 def _sidecar(net: Net, url: str) -> bytes:

@@ -9,7 +9,6 @@ NIST curves; EdDSA/Ed25519 (pysequoia's default) is rejected by the agent
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -228,7 +227,7 @@ def go_incompatibility(packets: Iterable[RawPacket]) -> str | None:
             try:
                 parse_key(packet.body)
             except PacketError as exc:
-                return f"key {_raw_key_id(packet.body)}: {exc}"
+                return f"key {key_id_of(packet.body)}: {exc}"
     return None
 
 
@@ -245,7 +244,8 @@ def _inspect(packets: list[RawPacket]) -> tuple[tuple[ComponentKey, ...], tuple[
                 fields, problem = parse_key(body), None
             except PacketError as exc:
                 fields, problem = None, _go_words(str(exc))
-            key_id = key_id_of(fields) if fields else _raw_key_id(body)
+            # the public part of a key Go cannot read is not known: the ID is then over it all
+            key_id = key_id_of(fields.body if fields else body)
             records.append(Packet(kind, body, key_id, fields, problem))
         elif tag == TAG_USER_ID:
             user_ids.append(body.decode("utf-8", "replace"))
@@ -260,12 +260,6 @@ def _inspect(packets: list[RawPacket]) -> tuple[tuple[ComponentKey, ...], tuple[
 
 def _go_words(problem: str) -> str:
     return problem if problem.startswith("openpgp:") else f"openpgp: invalid data: {problem}"
-
-
-def _raw_key_id(body: bytes) -> str:
-    """The key ID of a key packet parse_key refused: over the whole body (public packets)."""
-    prefix = b"\x99" + len(body).to_bytes(2, "big")
-    return hashlib.sha1(prefix + body, usedforsecurity=False).hexdigest().upper()[-16:]
 
 
 def key_packets(armored: str) -> list[RawPacket]:

@@ -207,10 +207,15 @@ def parse_key(body: bytes) -> KeyFields:
     return KeyFields(4, algo, mpis, curve, body[:end], created)
 
 
-def key_id_of(key: KeyFields) -> str:
-    """The v4 key ID: the low 64 bits of the SHA-1 fingerprint, upper hex."""
-    prefix = b"\x99" + len(key.body).to_bytes(2, "big")
-    return hashlib.sha1(prefix + key.body, usedforsecurity=False).hexdigest().upper()[-16:]
+def key_id_of(key_body: bytes) -> str:
+    """The v4 key ID: the low 64 bits of the SHA-1 fingerprint of the public key, upper hex."""
+    digest = hashlib.sha1(key_hash_prefix(key_body), usedforsecurity=False)
+    return digest.hexdigest().upper()[-16:]
+
+
+def key_hash_prefix(key_body: bytes) -> bytes:
+    """A public key as fingerprints and key signatures hash it (RFC 4880 §12.2, §5.2.4)."""
+    return b"\x99" + len(key_body).to_bytes(2, "big") + key_body
 
 
 def _read_mpis(data: bytes, pos: int, count: int) -> tuple[tuple[bytes, ...], int]:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, utils
 
 from fleetgap.errors import FleetgapError
-from fleetgap.pgp.packets import SIG_BINARY, SIG_TEXT, KeyFields, SignatureFields
+from fleetgap.pgp.packets import SIG_BINARY, SIG_TEXT, KeyFields, SignatureFields, key_hash_prefix
 
 _RSA = {1, 3}  # RSA encrypt-or-sign, RSA sign-only
 _DSA = 17
@@ -120,16 +120,16 @@ def verify_key_signature(
 ) -> None:
     """A signature over the primary key (and the subkey, for bindings and back-signatures)."""
     state = new_hash(sig.hash_algo)
-    state.update(_key_prefix(primary))
+    state.update(key_hash_prefix(primary.body))
     if subkey is not None:
-        state.update(_key_prefix(subkey))
+        state.update(key_hash_prefix(subkey.body))
     _verify(state, sig, signer)
 
 
 def verify_user_id_signature(sig: SignatureFields, primary: KeyFields, user_id: bytes) -> None:
     """A self-signature over the primary key and one user ID."""
     state = new_hash(sig.hash_algo)
-    state.update(_key_prefix(primary))
+    state.update(key_hash_prefix(primary.body))
     state.update(b"\xb4" + len(user_id).to_bytes(4, "big") + user_id)
     _verify(state, sig, primary)
 
@@ -170,10 +170,6 @@ def _verify(state: Hash, sig: SignatureFields, key: KeyFields) -> None:
         if isinstance(exc, SignatureMathError):
             raise
         raise SignatureMathError(f"openpgp: invalid data: {exc}") from None
-
-
-def _key_prefix(key: KeyFields) -> bytes:
-    return b"\x99" + len(key.body).to_bytes(2, "big") + key.body
 
 
 def _dss(sig: SignatureFields) -> bytes:
