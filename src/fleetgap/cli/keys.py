@@ -74,7 +74,7 @@ def show(key_file: Path) -> None:
         click.echo(f"key:         {part.key_id} ({usage}{expiry}{standing})")
     if key.weak_self_signatures:
         click.echo("note:        SHA-1 self-signatures (the agent accepts them, FIPS may not)")
-    refused = next((c.unusable for c in key.components if "key ring" in (c.unusable or "")), None)
+    refused = next((c.unusable for c in key.components if c.key_refused), None)
     problem = go_incompatibility(key_packets(key.armored)) or refused
     click.echo(f"agent (Go):  {'cannot use: ' + problem if problem else 'ok'}")
 

@@ -57,6 +57,7 @@ class ComponentKey:
     primary_id: str = ""  # the key ID of the primary key it belongs to
     unusable: str | None = None  # why it may not sign: the key is refused, or revoked
     expires: int | None = None  # seconds since the epoch; None: never (Go does not check it)
+    key_refused: bool = False  # `unusable` because Go refuses the whole key, not a revocation
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class _Entity:
             problem = f"{_INVALID}: subkey packet not followed by signature"
         if problem is None and not self.self_signatures:
             problem = f"{_INVALID}: entity without any identities"
+        refused = problem is not None
         self_sig = _primary_self_signature(self.self_signatures)
         if problem is None and (self.revoked or (self_sig and self_sig.revocation_reason)):
             problem = _revoked(f"key {self.primary.key_id}")
@@ -190,6 +192,7 @@ class _Entity:
                 self.primary.key_id,
                 problem,
                 primary_expires,
+                refused,
             )
         ]
         for sub in self.subkeys:
@@ -206,6 +209,7 @@ class _Entity:
                     self.primary.key_id,
                     sub_problem,
                     min(expires, default=None),
+                    refused,
                 )
             )
         return found

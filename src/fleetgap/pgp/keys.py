@@ -84,16 +84,15 @@ class PublicKey:
         return self.fingerprint[-16:]
 
     @property
-    def primary_key_ids(self) -> frozenset[str]:
-        return frozenset(cert.fingerprint.upper()[-16:] for cert in self.certs)
-
-    @property
-    def key_ids(self) -> frozenset[str]:
-        return frozenset(c.key_id for c in self.components)
-
-    @property
     def armored(self) -> str:
         return "".join(str(cert) for cert in self.certs)
+
+    @property
+    def refusal(self) -> str | None:
+        """Why Go refuses a key of this file whole (`read armored key ring: …`), when one
+        reason stands for every refused key."""
+        reasons = {c.unusable for c in self.components if c.key_refused}
+        return reasons.pop() if len(reasons) == 1 else None
 
     def signing_key(self, key_id: str) -> ComponentKey | None:
         """The component with this ID that may sign (Go: KeysByIdUsage(id, sign)): a usable

@@ -167,8 +167,7 @@ def select_signature(parsed: ParsedSignature, key: PublicKey) -> Selected | str:
         if candidate.sig_type not in (SIG_BINARY, SIG_TEXT):
             return f"openpgp: unsupported feature: unsupported signature type: {candidate.sig_type}"
         return Selected(candidate, component)
-    refused = {c.unusable for c in key.components if c.unusable and "key ring" in c.unusable}
-    return unusable or (refused.pop() if len(refused) == 1 else UNKNOWN_ENTITY)
+    return unusable or key.refusal or UNKNOWN_ENTITY
 
 
 class SignedDigests:
@@ -185,10 +184,8 @@ class SignedDigests:
             return DataDigest(fields, self.sha512.copy())
         key = (fields.hash_algo, fields.sig_type)
         if key not in self._made:
-            digest = DataDigest(fields)
-            for chunk in self.data.chunks():
-                digest.update(chunk)
-            self._made[key] = digest
+            self._made[key] = DataDigest(fields)
+            self._feed([self._made[key]])
         return self._made[key]
 
     def read_once(self, signatures: Sequence[SignatureFields]) -> None:
@@ -197,11 +194,13 @@ class SignedDigests:
         extra = {
             (f.hash_algo, f.sig_type): DataDigest(f) for f in signatures if not shares_sha512(f)
         }
-        for chunk in self.data.chunks():
-            self.sha512.update(chunk)
-            for digest in extra.values():
-                digest.update(chunk)
+        self._feed([self.sha512, *extra.values()])
         self._made.update(extra)
+
+    def _feed(self, digests: Sequence[Hash | DataDigest]) -> None:
+        for chunk in self.data.chunks():
+            for digest in digests:
+                digest.update(chunk)
 
 
 def check_key(data: SignedData, parsed: ParsedSignature, key: PublicKey) -> str | None:
