@@ -182,6 +182,13 @@ def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
         from fleetgap.watcher import PackageWatcher
 
         PackageWatcher(settings.package_paths, functools.partial(_rescan, settings, holder)).start()
+    if settings.data_dir is not None:
+        # Bundle loads publish under DATA and then rewrite its generation file (store.py).
+        from fleetgap.store import DataDir
+        from fleetgap.watcher import GenerationWatcher
+
+        generation = DataDir(settings.data_dir).generation
+        GenerationWatcher(generation, functools.partial(_rescan, settings, holder)).start()
     return compose_app(settings, holder)
 
 
