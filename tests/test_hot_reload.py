@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from builders import write_zip_package
 from fleetgap.store import DataDir, bump_generation
+
+from builders import write_zip_package
 from serving import fleetgap_serve
 
 LIVENESS_SECONDS = 15.0  # generous: the design target (0.5 s poll + rescan) is in the README
