@@ -253,9 +253,7 @@ class _Doctor:
                 "set xpack.fleet.packageVerification.gpgKeyPath to the key that signed the "
                 f"packages (check: `fleetgap packages verify {label}.zip --key KEY`)",
             )
-        return CheckResult(
-            check_id, "packages", OK, f"{label} verified by {key.fingerprint} ({key_origin})"
-        )
+        return CheckResult(check_id, "packages", OK, f"{label} verified by {key.fingerprint}")
 
     def _fetch_to(self, url: str, path: Path) -> None:
         path.write_bytes(self.probe.get(url, limit=1 << 30).content)
