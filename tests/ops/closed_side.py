@@ -8,12 +8,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from artifacts.conftest import Upstream
 from fleetgap.artifacts.catalogue import load_catalogue
 from fleetgap.ops.doctor import ARCHIVES, PRODUCTS, SETUP_PACKAGES
 from fleetgap.pgp.keys import SecretKey
 from fleetgap.pgp.package_signatures import sign_package
 
-from artifacts.conftest import Upstream
 from builders import write_zip_package
 
 STACK = "9.1.0"

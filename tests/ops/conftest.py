@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from artifacts.conftest import rsa_key
 from fleetgap.ops.certs import create_certificates
 from fleetgap.pgp.keys import SecretKey
 
-from artifacts.conftest import rsa_key
 from closed_side import build_data_dir
 from serving import Server, fleetgap_serve
 
