@@ -4,10 +4,12 @@ each lack one thing: each gives the right failure, its fix, and exit code 1."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from click.testing import CliRunner
 
+from artifacts.conftest import rsa_key
 from fleetgap.cli import main
 from fleetgap.ops.certs import create_certificates
 
@@ -180,3 +182,31 @@ def test_bad_stack_version_is_one_error_line(closed_side):
     result = CliRunner().invoke(main, ["doctor", "--stack-version", "nine"])
     assert result.exit_code == 1
     assert result.output.startswith("error: not a version: 'nine'")
+
+
+def test_packages_signed_by_another_key_than_kibanas(closed_side, tmp_path):
+    kibana_key = tmp_path / "kibana-gpg-key.asc"
+    kibana_key.write_text(rsa_key("kibana's configured key <k@test.invalid>").public_key.armored)
+    code, checks = doctor(closed_side, "--package-key", str(kibana_key))
+    assert code == 1
+    assert sorted(failures(checks)) == sorted(
+        f"package {n}" for n in ("system", "elastic_agent", "fleet_server", EXTRA_PACKAGE)
+    )
+    failed = checks["package system"]
+    assert failed["detail"].startswith(f"system-1.0.0: unverified with --package-key {kibana_key}")
+    assert "xpack.fleet.packageVerification.gpgKeyPath" in failed["fix"]
+
+
+def test_a_host_that_never_answers_times_out(closed_side):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts connections (the kernel does), never answers
+        port = silent.getsockname()[1]
+        code, checks = doctor(
+            closed_side, "--timeout", "1", **{"--registry": f"http://127.0.0.1:{port}"}
+        )
+    assert code == 1
+    failed = checks["registry health"]
+    assert failed["detail"] == f"http://127.0.0.1:{port}/health: no answer within 1 s"
+    assert "fleetgap serve --data DATA" in failed["fix"]
+    assert checks["package system"]["status"] == "fail"
