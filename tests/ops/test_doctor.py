@@ -210,3 +210,23 @@ def test_a_host_that_never_answers_times_out(closed_side):
     assert failed["detail"] == f"http://127.0.0.1:{port}/health: no answer within 1 s"
     assert "fleetgap serve --data DATA" in failed["fix"]
     assert checks["package system"]["status"] == "fail"
+
+
+def test_deep_finds_a_binary_its_sidecars_do_not_match(closed_side):
+    binary = closed_side.data / "downloads" / agent_path("linux-x86_64")
+    original = binary.read_bytes()
+    binary.write_bytes(original + b"tampered")
+    try:
+        shallow, _ = doctor(closed_side)
+        code, checks = doctor(closed_side, "--deep")
+    finally:
+        binary.write_bytes(original)
+    assert shallow == 0  # HEAD sees the three files; only downloading tells
+    assert code == 1
+    assert list(failures(checks)) == ["artifact elastic-agent linux-x86_64"]
+    detail = checks["artifact elastic-agent linux-x86_64"]["detail"]
+    assert detail.startswith("failed verification of agent binary: checksum mismatch")
+    assert (
+        "fleetgap artifacts verify --data DATA"
+        in checks["artifact elastic-agent linux-x86_64"]["fix"]
+    )

@@ -27,13 +27,13 @@ from pathlib import Path
 from fleetgap.artifacts.catalogue import Artifact, check_version, load_catalogue
 from fleetgap.artifacts.urls import compose_url
 from fleetgap.errors import FleetgapError
-from fleetgap.net import Net, NetError
 from fleetgap.ops.checks import FAIL, OK, SKIP, CheckResult, run_checks
 from fleetgap.ops.probe import Probe, ProbeError, origin
 from fleetgap.pgp.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key, read_public_key
 from fleetgap.pgp.package_signatures import VERIFIED, verify_package
+from fleetgap.pgp.sha512 import ChecksumError
 from fleetgap.pgp.signatures import SignatureError, parse_detached_signature
 
 SETUP_PACKAGES = ("system", "elastic_agent", "fleet_server")  # spec: kibana-fleet-client §10a
@@ -238,7 +238,7 @@ class _Doctor:
             signature = self.probe.get(_join(self.o.registry, signature_path)).content
             with tempfile.TemporaryDirectory(prefix="fleetgap-doctor-") as tmp:
                 archive = Path(tmp) / f"{label}.zip"
-                self._fetch_to(_join(self.o.registry, item.get("download", "")), archive)
+                self.probe.download(_join(self.o.registry, item.get("download", "")), archive)
                 verdict = verify_package(archive, key, signature)
         except ProbeError as exc:
             return CheckResult(check_id, "packages", FAIL, str(exc), _fix_signature(label))
@@ -254,9 +254,6 @@ class _Doctor:
                 f"packages (check: `fleetgap packages verify {label}.zip --key KEY`)",
             )
         return CheckResult(check_id, "packages", OK, f"{label} verified by {key.fingerprint}")
-
-    def _fetch_to(self, url: str, path: Path) -> None:
-        path.write_bytes(self.probe.get(url, limit=1 << 30).content)
 
     def _package_key(self) -> tuple[PublicKey | None, str]:
         if self.o.package_key is not None:
@@ -356,24 +353,24 @@ class _Doctor:
                 "artifacts",
                 FAIL,
                 f"{verdict.error}",
-                fix if verdict.failed_step == "download" else _FIX_KEY,
+                {"download": fix, "checksum": _FIX_DAMAGED}.get(
+                    verdict.failed_step or "", _FIX_KEY
+                ),
             )
         if key is None:
             return CheckResult(
                 check_id, "artifacts", FAIL, f"{artifact.name}: cannot verify ({problem})", _FIX_KEY
             )
-        with (
-            tempfile.TemporaryDirectory(prefix="fleetgap-doctor-") as tmp,
-            Net(self.probe.net) as net,
-        ):
+        with tempfile.TemporaryDirectory(prefix="fleetgap-doctor-") as tmp:
             target = Path(tmp) / artifact.name
             try:
-                net.download(url, target)
-                for suffix in (".sha512", ".asc"):
-                    Path(f"{target}{suffix}").write_bytes(net.get_bytes(url + suffix))
+                for suffix in ("", ".sha512", ".asc"):
+                    self.probe.download(url + suffix, Path(f"{target}{suffix}"))
                 checked = check_artifact(target, [(str(self.o.key_url), key)])
-            except NetError as exc:
+            except ProbeError as exc:
                 return CheckResult(check_id, "artifacts", FAIL, str(exc), fix)
+            except ChecksumError as exc:
+                return CheckResult(check_id, "artifacts", FAIL, str(exc), _FIX_DAMAGED)
             except FleetgapError as exc:
                 return CheckResult(check_id, "artifacts", FAIL, f"{artifact.name}: {exc}", _FIX_KEY)
         return CheckResult(
@@ -509,6 +506,10 @@ _FIX_REGISTRY = "check --registry (xpack.fleet.registryUrl) and that `fleetgap s
 _FIX_ARTIFACTS = (
     "check --artifacts (the download source: `fleetgap config download-source`) and that "
     "`fleetgap serve --data DATA` runs there"
+)
+_FIX_DAMAGED = (
+    "the binary does not match its .sha512: `fleetgap artifacts verify --data DATA` names "
+    "the damaged files; load the bundle that carried them again (`fleetgap bundle load`)"
 )
 _FIX_UNREACHABLE = "check the URL and that the server runs and is reachable from here"
 _FIX_KEY = (

@@ -50,8 +50,22 @@ class Probe:
 
     def get(self, url: str, limit: int = 64 << 20) -> httpx.Response:
         """GET, the body read (at most `limit` bytes); a status >= 400 raises."""
-        response = self._request("GET", url, limit)
-        return response
+        return self._request("GET", url, limit)
+
+    def download(self, url: str, path: Path) -> int:
+        """GET `url` into `path`, streamed; the number of bytes written."""
+        try:
+            with (
+                self.client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r,
+                open(path, "wb") as out,
+            ):
+                if r.status_code >= 400:
+                    raise ProbeError(url, f"HTTP {r.status_code}", r.status_code)
+                for chunk in r.iter_bytes(1 << 20):
+                    out.write(chunk)
+                return out.tell()
+        except httpx.HTTPError as exc:
+            raise self._error(url, exc) from None
 
     def exists(self, url: str) -> int | None:
         """HEAD: the size when the file is there; raises ProbeError otherwise."""
@@ -68,15 +82,18 @@ class Probe:
                     if len(body) > limit:
                         raise ProbeError(url, f"larger than {limit} bytes")
                 response = httpx.Response(r.status_code, headers=r.headers, content=bytes(body))
-        except httpx.TimeoutException:
-            raise ProbeError(url, f"no answer within {self.timeout:g} s") from None
-        except httpx.ConnectError as exc:
-            raise ProbeError(url, _connect_reason(exc)) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise ProbeError(url, str(exc) or type(exc).__name__) from None
+            raise self._error(url, exc) from None
         if response.status_code >= 400:
             raise ProbeError(url, f"HTTP {response.status_code}", response.status_code)
         return response
+
+    def _error(self, url: str, exc: Exception) -> ProbeError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ProbeError(url, f"no answer within {self.timeout:g} s")
+        if isinstance(exc, httpx.ConnectError):
+            return ProbeError(url, _connect_reason(exc))
+        return ProbeError(url, str(exc) or type(exc).__name__)
 
     def peer_certificate(self, host: str, port: int) -> PeerCertificate:
         """The certificate `host:port` presents, and whether it chains to the trusted CA."""
