@@ -4,6 +4,7 @@ and the unit run started here against a temporary data directory until /health a
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -90,13 +91,20 @@ def test_dockerfile_has_the_go_registry_image_conventions():
         assert isinstance(json.loads(one(word)), list)  # exec form: signals reach fleetgap
 
 
-def test_dockerfile_copy_sources_exist():
+def test_dockerfile_copy_sources_exist_and_are_in_the_build_context():
     root = DEPLOY.parent
+    ignored = [
+        line.strip()
+        for line in (root / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for word, rest in dockerfile():
         if word == "COPY":
             *sources, _ = shlex.split(rest)
             for source in sources:
                 assert (root / source).exists(), source
+                top = source.strip("/").split("/", 1)[0]
+                assert not any(fnmatch.fnmatch(top, pattern) for pattern in ignored), source
 
 
 def test_image_command_starts_and_its_healthcheck_passes(tmp_path):
