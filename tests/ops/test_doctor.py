@@ -230,3 +230,11 @@ def test_deep_finds_a_binary_its_sidecars_do_not_match(closed_side):
         "fleetgap artifacts verify --data DATA"
         in checks["artifact elastic-agent linux-x86_64"]["fix"]
     )
+
+
+def test_unknown_platform_is_one_error_line():
+    result = CliRunner().invoke(
+        main, ["doctor", "--stack-version", STACK, "--platform", "beos-ppc"]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: unknown platform beos-ppc (known: linux-x86_64,")

@@ -27,7 +27,7 @@ from pathlib import Path
 from fleetgap.artifacts.catalogue import Artifact, check_version, load_catalogue
 from fleetgap.artifacts.urls import compose_url
 from fleetgap.errors import FleetgapError
-from fleetgap.ops.checks import FAIL, OK, SKIP, CheckResult, run_checks
+from fleetgap.ops.checks import FAIL, OK, SKIP, Check, CheckResult, run_checks
 from fleetgap.ops.probe import Probe, ProbeError, origin
 from fleetgap.pgp.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.pgp.artifact_check import check_artifact
@@ -107,9 +107,6 @@ class _Doctor:
     def __init__(self, options: DoctorOptions) -> None:
         self.o = options
         self.v = options.stack_version
-        self.probe = Probe(options.ca_cert, options.timeout)
-        self._key_lock = threading.Lock()
-        self._key: tuple[PublicKey | None, str] | None = None
         self.catalogue = load_catalogue()
         unknown = [p for p in options.platforms if p not in self.catalogue.platforms]
         if unknown:
@@ -118,6 +115,9 @@ class _Doctor:
         agents = self._select("elastic-agent", ())
         self.platforms = options.platforms or tuple(a.platform for a in agents)
         self.artifacts = [a for p in PRODUCTS for a in self._select(p, self.platforms)]
+        self._key_lock = threading.Lock()
+        self._key: tuple[PublicKey | None, str] | None = None
+        self.probe = Probe(options.ca_cert, options.timeout)
 
     def _select(self, product: str, platforms: Sequence[str]) -> list[Artifact]:
         """The archives of `product` for V (the catalogue knows per version which platforms
@@ -127,9 +127,9 @@ class _Doctor:
         except FleetgapError:  # the product has none of these platforms
             return []
 
-    def checks(self):  # type: ignore[no-untyped-def]
+    def checks(self) -> list[tuple[str, str, Check]]:
         o = self.o
-        out = [
+        out: list[tuple[str, str, Check]] = [
             ("registry health", "registry", self.registry_health),
             (f"registry search kibana.version={self.v}", "registry", self.registry_search),
         ]
