@@ -234,7 +234,8 @@ def test_deep_finds_a_binary_its_sidecars_do_not_match(closed_side):
 
 def test_unknown_platform_is_one_error_line():
     result = CliRunner().invoke(
-        main, ["doctor", "--stack-version", STACK, "--platform", "beos-ppc"]
+        main,
+        ["doctor", "--stack-version", STACK, "--platform", "beos-ppc", "--registry", "http://x"],
     )
     assert result.exit_code == 1
     assert result.output.startswith("error: unknown platform beos-ppc (known: linux-x86_64,")

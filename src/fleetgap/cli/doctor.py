@@ -46,14 +46,24 @@ def url_options(function):  # type: ignore[no-untyped-def]
 @click.command()
 @click.option("--stack-version", required=True, help="The Elastic Stack version, e.g. 9.1.0.")
 @url_options
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The registry's data directory (on its host): report the loaded bundles.",
+)
 @click.option("--deep", is_flag=True, help="Download the binaries and verify them as agents do.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(stack_version: str, deep: bool, as_json: bool, **urls: object) -> None:
+def doctor(
+    stack_version: str, data_dir: Path | None, deep: bool, as_json: bool, **urls: object
+) -> None:
     """Check registry, packages, binaries, keys, Fleet Server and TLS for a stack version.
 
     Exit code 0 when every check passes, 1 when anything needed is missing.
     """
-    report = run_doctor(DoctorOptions(stack_version=stack_version, deep=deep, **urls))  # type: ignore[arg-type]
+    report = run_doctor(
+        DoctorOptions(stack_version=stack_version, data_dir=data_dir, deep=deep, **urls)
+    )  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

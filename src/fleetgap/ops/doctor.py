@@ -29,6 +29,7 @@ from fleetgap.artifacts.urls import compose_url
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.checks import FAIL, OK, SKIP, Check, CheckResult, run_checks
 from fleetgap.ops.probe import Probe, ProbeError, origin
+from fleetgap.ops.receipts import loaded_bundles
 from fleetgap.pgp.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key, read_public_key
@@ -62,6 +63,7 @@ class DoctorOptions:
     packages: tuple[str, ...] = ()
     ca_cert: Path | None = None
     package_key: Path | None = None  # the file Kibana's gpgKeyPath names
+    data_dir: Path | None = None  # the registry's data directory, when run on its host
     deep: bool = False
     timeout: float = 10.0
     workers: int = 8
@@ -96,6 +98,11 @@ def run_doctor(options: DoctorOptions) -> Report:
     ):
         if url is not None and origin(url) is None:
             raise FleetgapError(f"{name} must be an http:// or https:// URL, not {url!r}")
+    urls = (options.registry, options.artifacts, options.key_url, options.fleet_server)
+    if not any(urls) and options.data_dir is None:
+        raise FleetgapError(
+            "nothing to check: give --registry, --artifacts, --key-url, --fleet-server or --data"
+        )
     doctor = _Doctor(options)
     try:
         return Report(options.stack_version, tuple(run_checks(doctor.checks(), options.workers)))
@@ -140,6 +147,8 @@ class _Doctor:
             out.append((check_id, "artifacts", lambda a=artifact: self.artifact(a)))
         out.append(("key url", "key", self.key_check))
         out.append(("fleet server key endpoint", "fleet-server", self.fleet_server_key))
+        if o.data_dir is not None:
+            out.append(("loaded bundles", "bundles", self.bundles))
         for scheme, host, port in self._tls_origins():
             if scheme == "https":
                 tls_id = f"tls {host}:{port}"
@@ -463,6 +472,32 @@ class _Doctor:
                 fix,
             )
         return CheckResult(check_id, "fleet-server", OK, f"{url} serves {served.fingerprint}")
+
+    # --- bundles --------------------------------------------------------------------------
+
+    def bundles(self) -> CheckResult:
+        """Informational, from DATA/state/receipts: which bundles this data directory holds."""
+        found = loaded_bundles(self.o.data_dir or Path())
+        broken = [b for b in found if b.problem]
+        if broken:
+            names = ", ".join(f"{b.file} ({b.problem})" for b in broken)
+            return CheckResult(
+                "loaded bundles",
+                "bundles",
+                FAIL,
+                f"unreadable receipt: {names}",
+                "receipts are written by `fleetgap bundle load`; load the bundle again",
+            )
+        if not found:
+            return _skip("loaded bundles", "bundles", f"no bundle loaded in {self.o.data_dir}")
+        last = found[-1]
+        return CheckResult(
+            "loaded bundles",
+            "bundles",
+            OK,
+            f"{len(found)} loaded; last: sequence {last.sequence} ({last.bundle_id}, loaded "
+            f"{last.loaded_at or 'at an unknown time'})",
+        )
 
     # --- TLS ------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ inside the closed network. Verification results are cached per file (size, mtime
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from fleetgap.artifacts.catalogue import (
     release_tuple,
 )
 from fleetgap.errors import FleetgapError
+from fleetgap.ops.receipts import LoadedBundle, loaded_bundles
 from fleetgap.packages.model import Package
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key
@@ -106,18 +106,6 @@ class MatrixRow:
 class Matrix:
     platforms: tuple[str, ...]
     rows: tuple[MatrixRow, ...]
-
-
-@dataclass(frozen=True)
-class BundleRow:
-    sequence: str
-    bundle_id: str
-    created: str
-    loaded_at: str
-    delta: str
-    signer: str
-    files: str
-    problem: str | None = None
 
 
 @dataclass
@@ -271,24 +259,8 @@ class StatusPage:
 
     # --- bundles --------------------------------------------------------------------------
 
-    def bundles(self) -> list[BundleRow]:
-        folder = self.data_dir / "state" / "receipts"
-        rows = []
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-            try:
-                receipt = json.loads(path.read_text("utf-8"))
-                rows.append(
-                    BundleRow(
-                        str(receipt["sequence"]), str(receipt["bundle_id"]),
-                        str(receipt.get("created", "")), str(receipt.get("loaded_at", "")),
-                        "delta" if receipt.get("delta") else "full",
-                        str(receipt.get("signer") or "unsigned"),
-                        str(len(receipt.get("files") or ())),
-                    )
-                )  # fmt: skip
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                rows.append(BundleRow("?", path.name, "", "", "", "", "", _first_line(exc)))
-        return sorted(rows, key=lambda r: (r.problem is not None, _int(r.sequence)))
+    def bundles(self) -> list[LoadedBundle]:
+        return loaded_bundles(self.data_dir)
 
     # --- cache ----------------------------------------------------------------------------
 
@@ -326,10 +298,6 @@ def _files(folder: Path) -> Iterable[Path]:
 
 def _version_key(version: str) -> tuple:
     return (release_tuple(version), version)
-
-
-def _int(text: str) -> int:
-    return int(text) if text.isdigit() else -1
 
 
 def _first_line(exc: BaseException) -> str:
