@@ -13,6 +13,8 @@ from fleetgap.cli import main
 REGISTRY = "https://epr.internal:8080"
 ARTIFACTS = "https://epr.internal:8080/downloads/"
 KEY_URL = "https://epr.internal:8080/GPG-KEY-elastic-agent"
+# spec: kibana-fleet-client §9, what POST /api/fleet/agent_download_sources takes
+API_FIELDS = {"id", "name", "host", "is_default", "proxy_id", "ssl", "secrets", "auth"}
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 
@@ -55,8 +57,16 @@ def test_fleet_server_yml_points_pgp_upstream_at_the_key_url():
     server = yaml.safe_load(text)["inputs"][0]
     assert server["type"] == "fleet-server"
     assert server["server"]["pgp"]["upstream_url"] == KEY_URL
-    assert server["server"]["ssl"]["enabled"] is True
+    assert server["server"] == {"pgp": {"upstream_url": KEY_URL}}
     assert "# SSL_CERT_FILE=/etc/fleet/ca.crt\n" in text
+
+
+def test_agent_yml_with_a_proxy():
+    text = run("agent", "--artifacts", ARTIFACTS, "--proxy", "http://proxy:3128")
+    assert yaml.safe_load(text)["agent"]["download"] == {
+        "sourceURI": ARTIFACTS,
+        "proxy_url": "http://proxy:3128",
+    }
 
 
 def test_agent_yml_sets_source_uri_and_its_ca():
@@ -82,7 +92,7 @@ def test_download_source_body_has_exactly_the_api_fields(tmp_path):
             "closed network",
         )
     )
-    # spec: kibana-fleet-client §9
+    assert set(body) <= API_FIELDS
     assert body == {
         "name": "closed network",
         "host": ARTIFACTS,

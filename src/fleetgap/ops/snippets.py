@@ -19,10 +19,6 @@ from fleetgap.errors import FleetgapError
 
 SNIPPETS = ("kibana", "fleet-server", "agent", "download-source")
 DEFAULT_GPG_KEY_PATH = "/etc/kibana/fleetgap/GPG-KEY-elasticsearch"
-# spec: kibana-fleet-client §9, the fields POST /api/fleet/agent_download_sources takes
-DOWNLOAD_SOURCE_FIELDS = frozenset(
-    {"id", "name", "host", "is_default", "proxy_id", "ssl", "secrets", "auth"}
-)
 
 
 @dataclass(frozen=True)
@@ -80,14 +76,16 @@ def fleet_server_yml(d: Deployment) -> str:
         "inputs": [
             {
                 "type": "fleet-server",
-                "server": {"pgp": {"upstream_url": key_url}, "ssl": {"enabled": True}},
+                "server": {"pgp": {"upstream_url": key_url}},
             }
         ]
     }
     notes = [
         "fleet-server.yml (under Elastic Agent: the same server.* keys in the Fleet Server",
-        "policy). The key endpoint needs TLS and Fleet Server >= 8.16.3 / 8.17.1 / 8.18.0.",
-        "It fetches upstream_url only while <pgp.dir>/default.pgp does not exist.",
+        "policy). The key endpoint answers only over TLS (server.ssl, or elastic-agent",
+        "install --fleet-server-cert/--fleet-server-cert-key) and without an API key from",
+        "Fleet Server 8.16.3 / 8.17.1 / 8.18.0 / 9.0.0 on. Fleet Server fetches",
+        "upstream_url only while <pgp.dir>/default.pgp does not exist.",
     ]
     if d.ca_cert is not None:
         notes += [
@@ -126,7 +124,6 @@ def download_source(d: Deployment) -> dict[str, Any]:
             raise FleetgapError(f"--ca-cert {d.ca_cert} holds no PEM certificate")
         # the PEM itself: the policy carries it to every agent, whatever their file system
         body["ssl"] = {"certificate_authorities": [pem.strip() + "\n"]}
-    assert set(body) <= DOWNLOAD_SOURCE_FIELDS
     return body
 
 
