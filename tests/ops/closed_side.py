@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,15 +44,18 @@ def agent_path(platform: str) -> str:
 
 @contextlib.contextmanager
 def moved_away(*paths: Path) -> Iterator[None]:
-    """Take files out of the data directory for one case, then put them back."""
-    parked = [(path, path.with_name(f".parked-{path.name}")) for path in paths]
+    """Take files out of the data directory for one case, then put them back. They wait
+    outside it: the registry indexes every *.zip below packages/, dot names included."""
+    parking = Path(tempfile.mkdtemp(prefix="fleetgap-parked-"))
+    parked = [(path, parking / f"{index}-{path.name}") for index, path in enumerate(paths)]
     for path, aside in parked:
-        os.replace(path, aside)
+        shutil.move(path, aside)
     try:
         yield
     finally:
         for path, aside in parked:
-            os.replace(aside, path)
+            shutil.move(aside, path)
+        parking.rmdir()
 
 
 def copy_tree(source: Path, target: Path) -> Path:

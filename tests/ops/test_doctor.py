@@ -4,8 +4,12 @@ each lack one thing: each gives the right failure, its fix, and exit code 1."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import ssl
+import time
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -81,13 +85,41 @@ def test_table_output_names_every_check(closed_side):
 
 
 def test_a_missing_package(closed_side):
+    """fleet_server, which Fleet setup installs, taken out of the registry (SIGHUP: rescan)."""
+    zip_path = closed_side.data / "packages" / "fleet_server-1.0.0.zip"
+    with moved_away(zip_path, zip_path.with_name(zip_path.name + ".sig")):
+        rescan_until(closed_side, lambda names: "fleet_server" not in names)
+        code, checks = doctor(closed_side)
+    rescan_until(closed_side, lambda names: "fleet_server" in names)
+    assert code == 1
+    assert list(failures(checks)) == ["package fleet_server"]
+    failed = checks["package fleet_server"]
+    assert failed["detail"] == f"fleet_server: no version for Kibana {STACK}"
+    assert "add package fleet_server to the bundle selection" in failed["fix"]
+    assert "fleetgap bundle load" in failed["fix"]
+
+
+def test_a_package_asked_for_that_is_not_there(closed_side):
     code, checks = doctor(closed_side, "--package", "apache")
     assert code == 1
     assert list(failures(checks)) == ["package apache"]
-    failed = checks["package apache"]
-    assert failed["detail"] == f"apache: no version for Kibana {STACK}"
-    assert "add package apache to the bundle selection" in failed["fix"]
-    assert "fleetgap bundle load" in failed["fix"]
+    assert checks["package apache"]["detail"] == f"apache: no version for Kibana {STACK}"
+
+
+def rescan_until(side, holds, timeout: float = 60.0) -> None:
+    """SIGHUP makes `fleetgap serve` re-read its packages (Granian respawns its workers);
+    wait until the old worker has stopped (its log says so) and the index shows it."""
+    stopped = side.server.log_text().count("Stopped old worker")
+    side.server.process.send_signal(signal.SIGHUP)
+    context = ssl.create_default_context(cafile=str(side.ca_cert))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if side.server.log_text().count("Stopped old worker") > stopped:
+            response = httpx.get(side.url + "/search", verify=context)
+            if holds({package["name"] for package in response.json()}):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the registry never rescanned:\n{side.server.log_text()[-2000:]}")
 
 
 def test_a_missing_asc(closed_side):
