@@ -14,7 +14,11 @@ from browser import Cells, browse, png_pixels
 
 from artifacts.conftest import Upstream, rsa_key
 from fleetgap.artifacts.catalogue import load_catalogue
+from fleetgap.ops.status_page import StatusPage
+from fleetgap.packages.index import LoadOptions, load_index
+from fleetgap.registry.app import IndexHolder
 
+from builders import write_zip_package
 from closed_side import STACK
 
 SEQUENCE = 1764745200
@@ -130,3 +134,17 @@ def test_ci_installs_chromium():
     apt_line = next(line for line in ci.splitlines() if "apt-get install" in line)
     following = ci[ci.index(apt_line) :].split(">/dev/null", 1)[0]
     assert " chromium" in following
+
+
+def test_refused_packages_and_unreadable_receipts_are_shown(tmp_path):
+    packages = tmp_path / "packages"
+    write_zip_package(packages, "unsigned_one", "1.0.0")  # no .sig: the index refuses it
+    index = load_index(LoadOptions(paths=(packages,), require_signatures=True))
+    assert len(index.refused) == 1
+    receipts = tmp_path / "state" / "receipts"
+    receipts.mkdir(parents=True)
+    (receipts / "000000000001-x.json").write_text("[]")
+    html = StatusPage(IndexHolder(index), tmp_path).render()
+    assert "unsigned_one-1.0.0.zip" in html and "Refused by the index" in html
+    assert "unreadable receipt" in html
+    assert "No agent binaries under DATA/downloads." in html

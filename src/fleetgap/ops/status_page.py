@@ -1,6 +1,7 @@
 """`/ui/` on `fleetgap serve --data DATA`: what this closed side holds, on one page.
 
-Packages (versions, Kibana range, signature state against DATA/keys), an artifact coverage
+Packages (versions, Kibana range, signature state against DATA/keys; the ones the index
+refused, with the reason), an artifact coverage
 matrix (version x product x platform: complete, missing, unverified — from the artifacts
 catalogue, for the versions present under DATA/downloads), the loaded bundles (receipts in
 DATA/state/receipts, see notes/bundle-contract) and the key fingerprints (DATA/keys).
@@ -134,6 +135,7 @@ class StatusPage:
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             data_dir=str(self.data_dir),
             packages=self.packages(trusted),
+            refused=[(str(r.path), r.reason) for r in self.holder.index.refused],
             matrix=self.matrix(trusted),
             bundles=self.bundles(),
             keys=[row for row, _ in keys],
