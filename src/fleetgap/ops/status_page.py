@@ -6,13 +6,15 @@ matrix (version x product x platform: complete, missing, unverified — from the
 catalogue, for the versions present under DATA/downloads), the loaded bundles (receipts in
 DATA/state/receipts, see notes/bundle-contract) and the key fingerprints (DATA/keys).
 Server-rendered with Jinja2, inline CSS, no script and no external asset, so it renders
-inside the closed network. Verification results are cached per file (size, mtime).
+inside the closed network. Verification results are kept per file state (ops/verdicts.py);
+what is not verified within a page's budget shows as `checking` until a later view.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +36,7 @@ from fleetgap.artifacts.catalogue import (
 )
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.receipts import LoadedBundle, loaded_bundles
+from fleetgap.ops.verdicts import Verdicts
 from fleetgap.packages.model import Package
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key
@@ -114,8 +117,9 @@ class StatusPage:
     holder: IndexHolder
     data_dir: Path
     catalogue: Catalogue = field(default_factory=load_catalogue)
-    _cache: dict[tuple, tuple[str, str]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    budget: float = 3.0  # seconds a page waits for verification before showing "checking"
+    verdicts: Verdicts = field(default_factory=Verdicts)
+    _render: threading.local = field(default_factory=threading.local)  # this render's deadline
 
     async def respond(self, request: Request) -> Response:
         if request.url.path == PREFIX:
@@ -128,6 +132,7 @@ class StatusPage:
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def render(self) -> str:
+        self._render.deadline = time.monotonic() + self.budget
         keys = self.keys()
         trusted = [(row.file, key) for row, key in keys if key is not None]
         return _templates.get_template("status.html").render(
@@ -277,15 +282,7 @@ class StatusPage:
             return UNVERIFIED, _first_line(exc)
         fingerprints = tuple(key.fingerprint for _, key in keys)
         token = (str(path), info.st_size, info.st_mtime_ns, sidecars, fingerprints)
-        with self._lock:
-            if token in self._cache:
-                return self._cache[token]
-        result = judge()
-        with self._lock:
-            if len(self._cache) > 50_000:  # stale entries of replaced files
-                self._cache.clear()
-            self._cache[token] = result
-        return result
+        return self.verdicts.get(token, judge, self._render.deadline)
 
 
 def _files(folder: Path) -> Iterable[Path]:
