@@ -115,7 +115,9 @@ def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> A
             data_dir,
             upstream_url=settings.pgp_upstream_url,
             upstream_ca=settings.pgp_upstream_ca,
-            require_tls=settings.tls,
+            # Fleet Server answers 501 ErrTLSRequired on a plain listener, whatever proxy
+            # headers say (spec: fleet-server-pgp §2): so does fleetgap.
+            require_tls=True,
         ),
     ]
     routed = Router(routes=routes, default=registry)

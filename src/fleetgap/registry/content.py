@@ -208,7 +208,9 @@ def http_error(
     out.delete("content-length")
     out.set("content-type", "text/plain; charset=utf-8")
     out.set("x-content-type-options", "nosniff")
-    body = (message + "\n").encode("utf-8")
+    # A message may quote a query value that was not UTF-8 (kept as surrogate escapes by
+    # parse_query): Go writes those bytes as they came.
+    body = (message + "\n").encode("utf-8", "surrogateescape")
     out.set("content-length", str(len(body)))
     return _bare(status, out, method, b"" if method == "HEAD" else body)
 
