@@ -37,6 +37,7 @@ from fleetgap.registry.mimetypes import content_type as type_for_name
 
 __all__ = [
     "Content",
+    "PathResponse",
     "http_date",
     "http_error",
     "parse_http_date",
@@ -171,7 +172,7 @@ async def serve_content(
     if method == "HEAD":
         return _bare(status, out, method)
     if status == 200 and content.path is not None:
-        return _PathResponse(status, out.raw(), content, pieces)
+        return PathResponse(status, out.raw(), content, pieces)
     return _streaming(status, out.raw(), content, pieces)
 
 
@@ -537,7 +538,7 @@ def _streaming(
     return response
 
 
-class _PathResponse(Response):
+class PathResponse(Response):
     """A whole file from disk: ``http.response.pathsend`` where the server offers it
     (Granian sends the file itself), else streamed in chunks."""
 
