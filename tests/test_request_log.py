@@ -24,7 +24,7 @@ SCOPES = [
     },
     {
         "method": "HEAD",
-        "path": "/package/a/1.0.0/\u00e9 \"x\"",
+        "path": '/package/a/1.0.0/\u00e9 "x"',
         "query_string": b"",
         "http_version": "2",
         "client": ("agent-host", 1),
