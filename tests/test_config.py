@@ -311,3 +311,22 @@ def test_data_packages_already_in_config_are_scanned_once(tmp_path: Path) -> Non
     config.write_text(f"package_paths:\n  - {data / 'packages'}\n")
     settings = load_settings({"config": str(config), "data": str(data)}, {})
     assert settings.package_paths == (data / "packages",)
+
+
+def test_download_limits_are_off_by_default_and_read_from_flags_and_env(workdir: Path) -> None:
+    from fleetgap.config import parse_rate
+
+    defaults = load_settings({}, {})
+    assert (defaults.max_downloads, defaults.download_rate) == (0, 0)
+    assert [parse_rate(v) for v in ("10MB", "512KiB", "1G", "250000", "0", "2.5mb/s")] == [
+        10_000_000,
+        512 * 1024,
+        1_000_000_000,
+        250_000,
+        0,
+        2_500_000,
+    ]
+    with pytest.raises(ValueError):
+        parse_rate("fast")
+    settings = load_settings({"max_downloads": "50"}, {"FLEETGAP_DOWNLOAD_RATE": "10MB"})
+    assert (settings.max_downloads, settings.download_rate) == (50, 10_000_000)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import ssl
 
 import httpx
 import pytest
+import trustme
 
 from builders import write_zip_package
 from serving import fleetgap_serve
@@ -58,8 +60,34 @@ def test_published_key_for_fleet_server(server: str) -> None:
     assert (response.status_code, response.text) == (200, KEY)
 
 
-def test_fleet_server_key_endpoint(server: str) -> None:
+def test_fleet_server_key_endpoint_needs_tls_as_fleet_server_does(server: str) -> None:
     response = httpx.get(server + "/api/agents/upgrades/9.1.0/pgp-public-key")
+    assert response.status_code == 501
+    assert response.json() == {
+        "statusCode": 501,
+        "error": "ErrTLSRequired",
+        "message": "server must run with tls to use this endpoint",
+    }
+
+
+def test_fleet_server_key_endpoint_over_https(tmp_path_factory: pytest.TempPathFactory) -> None:
+    data = tmp_path_factory.mktemp("tls-data")
+    (data / "keys").mkdir()
+    default = data / "keys" / "default.pgp"
+    default.write_text(KEY)
+    os.chmod(default, 0o600)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = data / "cert.pem", data / "key.pem"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key_path))
+    flags = ["--data", str(data), "-tls-cert", str(cert_path), "-tls-key", str(key_path)]
+    with fleetgap_serve(*flags, cwd=data, log_dir=data, scheme="https") as running:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        response = httpx.get(
+            running.url + "/api/agents/upgrades/9.1.0/pgp-public-key", verify=context
+        )
     assert (response.status_code, response.text) == (200, KEY)
 
 

@@ -78,6 +78,9 @@ class Settings:
     index_cache: Path | None = None
     workers: int = 1
     server: str = "auto"
+    # load shedding (shedding.py), per worker process; 0 is off
+    max_downloads: int = 0
+    download_rate: int = 0  # bytes per second per download
     # True when neither a config file nor a data dir was found: package_paths is then the
     # bundled sample packages (which carry no .sig files).
     sample_packages: bool = False
@@ -197,6 +200,27 @@ def _log_level(value: str) -> str:
 
 def _str(value: str) -> str:
     return value
+
+
+_RATE_UNITS = {
+    "": 1,
+    "k": 1000,
+    "m": 1000**2,
+    "g": 1000**3,
+    "ki": 1024,
+    "mi": 1024**2,
+    "gi": 1024**3,
+}
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?)?b?(?:/s)?", re.IGNORECASE)
+
+
+def parse_rate(value: str) -> int:
+    """Bytes per second: `10MB` (10,000,000), `512KiB`, `1G`, `250000`; 0 is off."""
+    match = _RATE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"invalid rate {value!r} (examples: 10MB, 512KiB, 1000000)")
+    number, unit = match.groups()
+    return int(float(number) * _RATE_UNITS[(unit or "").lower()])
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -348,6 +372,21 @@ FLEETGAP_FLAGS: tuple[Flag, ...] = (
         _choice(SERVERS, "server"),
         "HTTP server: auto (Granian; uvicorn for TLS 1.0/1.1), granian or uvicorn. [auto]",
         env="FLEETGAP_SERVER",
+    ),
+    Flag(
+        "max-downloads",
+        "max_downloads",
+        parse_int,
+        "Concurrent package zip and agent artifact downloads per worker process; more get "
+        "429 with Retry-After. [0: no limit]",
+        env="FLEETGAP_MAX_DOWNLOADS",
+    ),
+    Flag(
+        "download-rate",
+        "download_rate",
+        parse_rate,
+        "Bytes per second per download, e.g. 10MB or 512KiB. [0: no limit]",
+        env="FLEETGAP_DOWNLOAD_RATE",
     ),
 )
 
@@ -523,6 +562,8 @@ def _validate(settings: Settings, *, tls_min_given: bool) -> None:
         raise FleetgapError("package-paths-workers must be greater than 0")
     if settings.workers <= 0:
         raise FleetgapError("--workers must be greater than 0")
+    if settings.max_downloads < 0:
+        raise FleetgapError("--max-downloads must be 0 (no limit) or more")
     if settings.metrics_address:
         try:
             split_address(settings.metrics_address)

@@ -177,31 +177,57 @@ class MetricsMiddleware:
     Requests that matched no route are counted under path `unknown`, which keeps hostile
     paths out of the label set."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, recorder: RequestMetrics | None = None) -> None:
         self.app = app
-        self.metrics = metrics()
+        self.recorder = recorder or RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        m = self.metrics
+        recorder = self.recorder
         started = time.perf_counter()
         meter = ResponseMeter(send)
-        m.in_flight_requests.inc()
+        recorder.in_flight.inc()
         try:
             await self.app(scope, receive, meter)
         finally:
-            m.in_flight_requests.dec()
-            labels = {
-                "code": str(meter.status or 500),
-                "method": scope.get("method", "").lower(),
-                "path": route_template(scope),
-            }
-            m.http_requests_total.labels(**labels).inc()
-            m.http_request_duration_seconds.labels(**labels).observe(time.perf_counter() - started)
-            m.http_request_size_bytes.labels(**labels).observe(_request_size(scope))
-            m.http_response_size_bytes.labels(**labels).observe(meter.written)
+            recorder.in_flight.dec()
+            recorder.observe(scope, meter.status or 500, meter.written, started)
+
+
+class RequestMetrics:
+    """The four request series of one request; the labelled children are kept per
+    (code, method, route), since looking them up by labels costs more than counting."""
+
+    def __init__(self) -> None:
+        self.metrics = metrics()
+        self.in_flight = self.metrics.in_flight_requests
+        self._children: dict[
+            tuple[int, str, str], tuple[Counter, Histogram, Histogram, Histogram]
+        ] = {}
+
+    def observe(self, scope: Scope, status: int, written: int, started: float) -> None:
+        """Count a finished request; `started` is its `time.perf_counter()` at arrival."""
+        elapsed = time.perf_counter() - started
+        key = (status, scope.get("method", ""), route_template(scope))
+        children = self._children.get(key)
+        if children is None:
+            m = self.metrics
+            labels = {"code": str(status), "method": key[1].lower(), "path": key[2]}
+            children = (
+                m.http_requests_total.labels(**labels),
+                m.http_request_duration_seconds.labels(**labels),
+                m.http_request_size_bytes.labels(**labels),
+                m.http_response_size_bytes.labels(**labels),
+            )
+            if len(self._children) < 4096:  # bounded: methods are client-chosen strings
+                self._children[key] = children
+        total, duration, request_size, response_size = children
+        total.inc()
+        duration.observe(elapsed)
+        request_size.observe(_request_size(scope))
+        response_size.observe(written)
 
 
 def route_template(scope: Scope) -> str:

@@ -91,16 +91,28 @@ def run(settings: Settings) -> int:
 
 def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
     """The whole ASGI app: the registry; with a data directory also the agents' downloads
-    and the key URLs; request logging and metrics around it all."""
-    app = create_app(settings, holder)
+    and the key URLs; load shedding, request logging and metrics around it all; and in
+    front, the fast path for answers already known (fastpath.py)."""
+    from fleetgap.fastpath import FastPath, KnownAnswers
+    from fleetgap.shedding import DownloadLimits, ShedDownloads
+
+    known = KnownAnswers(holder)
+    app = create_app(settings, holder, known=known)
     if settings.data_dir is not None:
         app = with_data_routes(app, settings, settings.data_dir)
         app = with_status_page(app, holder, settings.data_dir)  # /ui/
+    limits = DownloadLimits(settings.max_downloads, settings.download_rate)
+    if limits.on:
+        app = ShedDownloads(app, limits)
+    recorder = None
     if settings.metrics_address:
         from fleetgap import metrics
 
-        app = metrics.MetricsMiddleware(app)
-    return logs.RequestLogMiddleware(app)
+        recorder = metrics.RequestMetrics()
+        app = metrics.MetricsMiddleware(app, recorder)
+    log = logs.RequestLog()
+    app = logs.RequestLogMiddleware(app, log)
+    return FastPath(app, known, log, recorder, limits)
 
 
 def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> ASGIApp:
@@ -117,7 +129,9 @@ def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> A
             data_dir,
             upstream_url=settings.pgp_upstream_url,
             upstream_ca=settings.pgp_upstream_ca,
-            require_tls=settings.tls,
+            # Fleet Server answers 501 ErrTLSRequired on a plain listener, whatever proxy
+            # headers say (spec: fleet-server-pgp §2): so does fleetgap.
+            require_tls=True,
         ),
     ]
     routed = Router(routes=routes, default=registry)

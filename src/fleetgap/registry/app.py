@@ -8,6 +8,7 @@ route matching with StrictSlash redirects, then the handler. Matched routes get
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -17,10 +18,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetgap.config import Settings
 from fleetgap.packages.index import PackageIndex
 from fleetgap.registry import handlers
-from fleetgap.registry.content import http_error
+from fleetgap.registry.content import PathResponse, http_error
 from fleetgap.registry.proxy import Upstream
 from fleetgap.registry.responses import NO_CACHE, raw_response, redirect
 from fleetgap.registry.routing import clean_path, escape_path, match_route
+
+if TYPE_CHECKING:
+    from fleetgap.fastpath import KnownAnswers
+
+# Answers that depend on nothing but the method, path and query (and the index)...
+_BYTES_ROUTES = frozenset(("index", "health", "favicon", "search", "categories", "package_index"))
+# ...of which these ask the upstream in proxy mode, so are not kept there
+_PROXIED_ROUTES = frozenset(("search", "categories", "package_index"))
+# and the whole files (their 200 without Range or conditions)
+_FILE_ROUTES = frozenset(("artifact", "signature", "static"))
 
 
 class IndexHolder:
@@ -34,9 +45,12 @@ class IndexHolder:
 
 
 class RegistryApp:
-    def __init__(self, settings: Settings, holder: IndexHolder) -> None:
+    def __init__(
+        self, settings: Settings, holder: IndexHolder, known: KnownAnswers | None = None
+    ) -> None:
         upstream = Upstream(settings.proxy_to) if settings.feature_proxy_mode else None
         self.context = handlers.Context(settings, holder, upstream)
+        self.known = known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -64,15 +78,49 @@ class RegistryApp:
         if route.redirect is not None:
             response = redirect(route.redirect, method)
         else:
+            index = self.context.holder.index
             response = await handlers.HANDLERS[route.name](self.context, request, route.params)
         response.raw_headers.append((b"access-control-allow-origin", b"*"))
+        if self.known is not None and route.redirect is None:
+            self._remember(scope, index, route.name, route.template, response)
         return response
+
+    def _remember(
+        self, scope: Scope, index: PackageIndex, name: str, template: str, response: Response
+    ) -> None:
+        """Hand the fast path an answer it may repeat (see fastpath.py)."""
+        from fleetgap.fastpath import Answer
+
+        if name in _BYTES_ROUTES and type(response) is Response:
+            if name in _PROXIED_ROUTES and self.context.upstream is not None:
+                return
+            answer = Answer(response.status_code, response.raw_headers, response.body, template)
+        elif name in _FILE_ROUTES and isinstance(response, PathResponse):
+            content = response.content
+            assert content.path is not None
+            answer = Answer(
+                response.status_code,
+                response.raw_headers,
+                b"",
+                template,
+                path=content.path,
+                size=content.size,
+                mtime=content.modtime or 0.0,
+                download=name == "artifact",
+            )
+        else:
+            return
+        self.known.remember(scope, index, answer)  # type: ignore[union-attr]
 
 
 def create_app(
-    settings: Settings, holder: IndexHolder, *, middleware: Sequence[Middleware] = ()
+    settings: Settings,
+    holder: IndexHolder,
+    *,
+    middleware: Sequence[Middleware] = (),
+    known: KnownAnswers | None = None,
 ) -> ASGIApp:
-    app: ASGIApp = RegistryApp(settings, holder)
+    app: ASGIApp = RegistryApp(settings, holder, known)
     for item in reversed(middleware):
         cls, args, kwargs = item
         app = cls(app, *args, **kwargs)

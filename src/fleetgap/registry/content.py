@@ -37,6 +37,7 @@ from fleetgap.registry.mimetypes import content_type as type_for_name
 
 __all__ = [
     "Content",
+    "PathResponse",
     "http_date",
     "http_error",
     "parse_http_date",
@@ -171,7 +172,7 @@ async def serve_content(
     if method == "HEAD":
         return _bare(status, out, method)
     if status == 200 and content.path is not None:
-        return _PathResponse(status, out.raw(), content, pieces)
+        return PathResponse(status, out.raw(), content, pieces)
     return _streaming(status, out.raw(), content, pieces)
 
 
@@ -208,7 +209,9 @@ def http_error(
     out.delete("content-length")
     out.set("content-type", "text/plain; charset=utf-8")
     out.set("x-content-type-options", "nosniff")
-    body = (message + "\n").encode("utf-8")
+    # A message may quote a query value that was not UTF-8 (kept as surrogate escapes by
+    # parse_query): Go writes those bytes as they came.
+    body = (message + "\n").encode("utf-8", "surrogateescape")
     out.set("content-length", str(len(body)))
     return _bare(status, out, method, b"" if method == "HEAD" else body)
 
@@ -535,7 +538,7 @@ def _streaming(
     return response
 
 
-class _PathResponse(Response):
+class PathResponse(Response):
     """A whole file from disk: ``http.response.pathsend`` where the server offers it
     (Granian sends the file itself), else streamed in chunks."""
 

@@ -144,7 +144,9 @@ def _go_quote(text: str) -> str:
     out = []
     for ch in escaped:
         code = ord(ch)
-        if code < 0x20 or code == 0x7F:
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogate escape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
             out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{code:02x}"))
         else:
             out.append(ch)

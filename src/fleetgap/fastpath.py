@@ -1,0 +1,177 @@
+"""Answers already known, sent straight from the server's call to the bytes.
+
+Every answer of the registry that depends only on the method, the path and the query (the
+`/search` and `/categories` answers kept per query, the package documents rendered at index
+time, `/`, `/health`, `/favicon.ico`) and every whole package file (zips, signatures and
+static files of directory packages) is recorded by the registry app (`remember`) the first
+time it is computed, as ready-to-send header lines and body. The next request for it is
+answered here, in front of routing, middleware and Starlette's Request/Response objects,
+and still logged (`logs.RequestLog`) and counted (`metrics.RequestMetrics`) as every other
+request.
+
+A file answer is used only for requests without Range or conditional headers, and only
+while the file's size and mtime are those recorded (one `stat`); then the server sends the
+file itself (`http.response.pathsend`, which Granian offers), or it is streamed where it
+does not. A new index (watcher, reload) forgets every answer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from time import perf_counter, perf_counter_ns
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fleetgap.logs import RequestLog
+from fleetgap.shedding import CHUNK, TOO_MANY_BODY, TOO_MANY_HEADERS, DownloadLimits
+
+if TYPE_CHECKING:
+    from fleetgap.metrics import RequestMetrics
+    from fleetgap.registry.app import IndexHolder
+
+Headers = list[tuple[bytes, bytes]]
+MAX_ANSWERS = 4096
+# Request headers that change a file answer (Go's ServeContent reads them)
+_FILE_CONDITIONS = frozenset(
+    (
+        b"range",
+        b"if-range",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: Headers
+    body: bytes
+    route: str  # the route template metrics count it under
+    path: str | None = None  # a whole file, sent after the headers
+    size: int = 0
+    mtime: float = 0.0
+    download: bool = False  # counts against --max-downloads
+
+
+class KnownAnswers:
+    """The recorded answers of the index being served, by (method, path, query)."""
+
+    def __init__(self, holder: IndexHolder, limit: int = MAX_ANSWERS) -> None:
+        self.holder = holder
+        self.limit = limit
+        self._index = holder.index
+        self._table: dict[tuple[str, str, bytes], Answer] = {}
+
+    def lookup(self, scope: Scope) -> Answer | None:
+        if self.holder.index is not self._index:
+            self._index, self._table = self.holder.index, {}
+            return None
+        key = (scope["method"], scope["path"], scope["query_string"])
+        answer = self._table.get(key)
+        if answer is None or answer.path is None:
+            return answer
+        for name, _ in scope["headers"]:
+            if name in _FILE_CONDITIONS:
+                return None
+        try:
+            info = os.stat(answer.path)
+        except OSError:
+            info = None
+        if info is None or info.st_size != answer.size or info.st_mtime != answer.mtime:
+            self._table.pop(key, None)  # changed on disk: the registry answers afresh
+            return None
+        return answer
+
+    def remember(self, scope: Scope, index: object, answer: Answer) -> None:
+        """Record `answer`, computed with `index`, for requests like `scope`."""
+        if index is not self._index:
+            return
+        table = self._table
+        if len(table) >= self.limit:
+            del table[next(iter(table))]  # the oldest: first in, first out
+        table[(scope["method"], scope["path"], scope["query_string"])] = answer
+
+
+class FastPath:
+    """In front of the whole app: a known answer is sent here, anything else goes on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        known: KnownAnswers,
+        log: RequestLog,
+        metrics: RequestMetrics | None = None,
+        limits: DownloadLimits | None = None,
+    ) -> None:
+        self.app = app
+        self.known = known
+        self.log = log
+        self.metrics = metrics
+        self.limits = limits if limits is not None and limits.on else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            answer = self.known.lookup(scope)
+            if answer is not None:
+                await self.answer(scope, answer, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def answer(self, scope: Scope, answer: Answer, send: Send) -> None:
+        started_ns, started = perf_counter_ns(), perf_counter()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+        scope["epr.route"] = answer.route
+        limits = self.limits if answer.download else None
+        status, written = answer.status, 0
+        try:
+            if limits is None:
+                written = await _send(scope, answer, send)
+            elif limits.enter():
+                try:
+                    written = await _send(scope, answer, limits.sender(send))
+                finally:
+                    limits.leave()
+            else:
+                status = 429
+                refusal = Answer(429, TOO_MANY_HEADERS, TOO_MANY_BODY, answer.route)
+                written = await _send(scope, refusal, send)
+        finally:
+            if scope["path"] != "/health" or scope["query_string"]:
+                self.log.write(scope, status, written, started_ns)
+            if metrics is not None:
+                metrics.in_flight.dec()
+                metrics.observe(scope, status, written, started)
+
+
+async def _send(scope: Scope, answer: Answer, send: Send) -> int:
+    """Send `answer`; the number of body bytes."""
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    if answer.path is None:
+        await send({"type": "http.response.body", "body": answer.body})
+        return len(answer.body)
+    if "http.response.pathsend" in scope.get("extensions", {}):
+        await send({"type": "http.response.pathsend", "path": answer.path})
+        return answer.size
+    return await _stream(send, answer.path)
+
+
+async def _stream(send: Send, path: str) -> int:
+    """A whole file in chunks, for servers without pathsend (uvicorn)."""
+    written = 0
+    stream = await anyio.to_thread.run_sync(open, path, "rb")
+    try:
+        while chunk := await anyio.to_thread.run_sync(stream.read, CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            written += len(chunk)
+    finally:
+        stream.close()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return written
