@@ -49,5 +49,9 @@ def _register() -> None:
     main.add_command(agent.agent)
     main.add_command(packages.packages)
 
+    from fleetgap.cli import bundle
+
+    main.add_command(bundle.bundle)
+
 
 _register()
