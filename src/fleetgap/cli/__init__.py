@@ -49,9 +49,14 @@ def _register() -> None:
     main.add_command(agent.agent)
     main.add_command(packages.packages)
 
-    from fleetgap.cli import bundle
+    from fleetgap.cli import bundle, certs, doctor, plan, snippets
 
     main.add_command(bundle.bundle)
+
+    main.add_command(doctor.doctor)
+    main.add_command(plan.plan)
+    main.add_command(snippets.config)
+    main.add_command(certs.certs)
 
 
 _register()
