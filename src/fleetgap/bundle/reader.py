@@ -59,8 +59,10 @@ def find_parts(files: Sequence[Path]) -> list[Part]:
     by_index: dict[int, Part] = {}
     for part in parts:
         if part.trailer.part in by_index:
-            raise BundleError(f"{part.path} and {by_index[part.trailer.part].path} are both "
-                              f"part {part.trailer.part}")  # fmt: skip
+            raise BundleError(
+                f"{part.path} and {by_index[part.trailer.part].path} are both "
+                f"part {part.trailer.part}"
+            )
         by_index[part.trailer.part] = part
     missing = [index for index in range(1, first.parts + 1) if index not in by_index]
     if missing:
@@ -101,8 +103,9 @@ class BundleReader:
             first = self._next()
             if first is None or first.name != MANIFEST_NAME:
                 found = "nothing" if first is None else repr(first.name)
-                raise BundleError(f"{self._where()}: the first member is {found}, "
-                                  f"not {MANIFEST_NAME}")  # fmt: skip
+                raise BundleError(
+                    f"{self._where()}: the first member is {found}, not {MANIFEST_NAME}"
+                )
             self.manifest_bytes = self._small(first, MAX_MANIFEST_BYTES)
             second = self._next()
             if second is not None and second.name == SIGNATURE_NAME:
@@ -131,18 +134,26 @@ class BundleReader:
             except BaseException as exc:
                 raise self._explained(exc) from None
             if info is None:
-                raise BundleError(self._with_damage(
-                    f"{self._where()}: truncated: {entry.path} and what follows it in the "
-                    "manifest are not in the bundle"))  # fmt: skip
+                raise BundleError(
+                    self._with_damage(
+                        f"{self._where()}: truncated: {entry.path} and what follows it in the "
+                        "manifest are not in the bundle"
+                    )
+                )
             if info.name != entry.path:
                 if self.manifest.entry(info.name) is None:
-                    raise BundleError(f"{self._where()}: member {info.name!r} is not in the "
-                                      "manifest")  # fmt: skip
-                raise BundleError(f"{self._where()}: member {info.name} is out of the "
-                                  f"manifest's order (expected {entry.path})")  # fmt: skip
+                    raise BundleError(
+                        f"{self._where()}: member {info.name!r} is not in the manifest"
+                    )
+                raise BundleError(
+                    f"{self._where()}: member {info.name} is out of the "
+                    f"manifest's order (expected {entry.path})"
+                )
             if info.size != entry.size:
-                raise BundleError(f"{self._where()}: member {info.name} is {info.size} bytes, "
-                                  f"the manifest says {entry.size}")  # fmt: skip
+                raise BundleError(
+                    f"{self._where()}: member {info.name} is {info.size} bytes, "
+                    f"the manifest says {entry.size}"
+                )
             yield Member(entry, self._chunks(info, entry))
 
     def finish(self) -> None:
@@ -150,8 +161,11 @@ class BundleReader:
         try:
             extra = self._pending if self._pending is not None else self._next()
             if extra is not None:
-                what = "not in the manifest" if self.manifest.entry(extra.name) is None else (
-                    "a second time")  # fmt: skip
+                what = (
+                    "not in the manifest"
+                    if self.manifest.entry(extra.name) is None
+                    else ("a second time")
+                )
                 raise BundleError(f"{self._where()}: member {extra.name!r} is {what}")
             self.payload.drain()
         except BaseException as exc:
@@ -168,9 +182,12 @@ class BundleReader:
         except BaseException as exc:
             raise self._explained(exc) from None
         if digest.hexdigest() != entry.sha256:
-            raise BundleError(self._with_damage(
-                f"{self._where()}: {entry.path} does not match the manifest (SHA-256 "
-                f"{digest.hexdigest()}, the manifest says {entry.sha256})"))  # fmt: skip
+            raise BundleError(
+                self._with_damage(
+                    f"{self._where()}: {entry.path} does not match the manifest (SHA-256 "
+                    f"{digest.hexdigest()}, the manifest says {entry.sha256})"
+                )
+            )
 
     def _next(self) -> tarfile.TarInfo | None:
         info = self._tar.next()
@@ -180,11 +197,14 @@ class BundleReader:
         if name.startswith("/") or ".." in name.split("/") or "\\" in name:
             raise BundleError(f"{self._where()}: member {name!r} has an absolute or '..' path")
         if info.issym() or info.islnk():
-            raise BundleError(f"{self._where()}: member {name!r} is a link "
-                              f"(to {info.linkname!r}); a bundle holds only files")  # fmt: skip
+            raise BundleError(
+                f"{self._where()}: member {name!r} is a link "
+                f"(to {info.linkname!r}); a bundle holds only files"
+            )
         if not info.isreg():
-            raise BundleError(f"{self._where()}: member {name!r} is not a regular file "
-                              "(device, fifo or folder)")  # fmt: skip
+            raise BundleError(
+                f"{self._where()}: member {name!r} is not a regular file (device, fifo or folder)"
+            )
         if name in self._seen:
             raise BundleError(f"{self._where()}: member {name!r} appears twice")
         self._seen.add(name)
@@ -206,8 +226,9 @@ class BundleReader:
         if isinstance(exc, PartError | BundleError) or not isinstance(exc, Exception):
             return exc
         if isinstance(exc, tarfile.TarError | EOFError):
-            return BundleError(self._with_damage(f"{self._where()}: not a readable tar "
-                                                 f"stream: {exc}"))  # fmt: skip
+            return BundleError(
+                self._with_damage(f"{self._where()}: not a readable tar stream: {exc}")
+            )
         return exc
 
     def _with_damage(self, message: str) -> str:

@@ -87,12 +87,22 @@ def verify_bundle(
 
         signer = _check_manifest_signature(reader, trust)
         result.signer = signer.fingerprint if signer is not None else None
-        note(Check("manifest.json", f"{len(reader.manifest_bytes)} bytes, format version "
-                   f"{reader.manifest.format_version}, bundle {reader.manifest.bundle_id}, "
-                   f"sequence {reader.manifest.sequence}"))  # fmt: skip
+        note(
+            Check(
+                "manifest.json",
+                f"{len(reader.manifest_bytes)} bytes, format version "
+                f"{reader.manifest.format_version}, bundle {reader.manifest.bundle_id}, "
+                f"sequence {reader.manifest.sequence}",
+            )
+        )
         if signer is not None:
-            note(Check(SIGNATURE_NAME, "OpenPGP detached signature of manifest.json by a "
-                       "trusted signer", signer.fingerprint))  # fmt: skip
+            note(
+                Check(
+                    SIGNATURE_NAME,
+                    "OpenPGP detached signature of manifest.json by a trusted signer",
+                    signer.fingerprint,
+                )
+            )
         else:
             note(Check(SIGNATURE_NAME, "none: bundle is unsigned, loaded with --allow-unsigned"))
         if before_files is not None:
@@ -110,12 +120,22 @@ def verify_bundle(
         reader.finish()
         for part in parts:
             t = part.trailer
-            note(Check(part.path.name, f"part {t.part} of {t.parts}: {t.payload_size} bytes, "
-                       f"SHA-256 {t.payload_sha256} as its trailer says"))  # fmt: skip
+            note(
+                Check(
+                    part.path.name,
+                    f"part {t.part} of {t.parts}: {t.payload_size} bytes, "
+                    f"SHA-256 {t.payload_sha256} as its trailer says",
+                )
+            )
         for entry in reader.manifest.files:
             if not entry.in_bundle:
-                note(Check(entry.path, "not carried (delta): must already be in the data "
-                           f"directory with SHA-256 {entry.sha256}"))  # fmt: skip
+                note(
+                    Check(
+                        entry.path,
+                        "not carried (delta): must already be in the data "
+                        f"directory with SHA-256 {entry.sha256}",
+                    )
+                )
     return result
 
 
@@ -124,21 +144,27 @@ def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey |
     if reader.signature is None:
         if trust.allow_unsigned:
             return None
-        raise BundleError(f"{where}: the bundle is not signed; use --allow-unsigned only if "
-                          "you trust how it reached you")  # fmt: skip
+        raise BundleError(
+            f"{where}: the bundle is not signed; use --allow-unsigned only if "
+            "you trust how it reached you"
+        )
     if not trust.signers:
         try:
             issuer = parse_detached_signature(reader.signature).issuer_key_id
         except FleetgapError:
             issuer = "unknown"
-        raise BundleError(f"{where}: signed by key ID {issuer}, but no trusted signer: give "
-                          "--trust-key KEY (or put it in DATA/state/bundle-signers/)")  # fmt: skip
+        raise BundleError(
+            f"{where}: signed by key ID {issuer}, but no trusted signer: give "
+            "--trust-key KEY (or put it in DATA/state/bundle-signers/)"
+        )
     try:
         return verify_bytes(reader.manifest_bytes, reader.signature, trust.signers)
     except FleetgapError as exc:
-        raise BundleError(reader._with_damage(
-            f"{where}: manifest signature does not verify with the trusted signer(s): {exc}"
-        )) from None  # fmt: skip
+        raise BundleError(
+            reader._with_damage(
+                f"{where}: manifest signature does not verify with the trusted signer(s): {exc}"
+            )
+        ) from None
 
 
 class _FileChecker:
@@ -153,10 +179,12 @@ class _FileChecker:
 
     def chunks(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
         kind = entry.verified_by
-        if entry.path.startswith("packages/") and entry.path.endswith(".zip"):
-            if kind != "openpgp-detached":
-                raise BundleError(f"{entry.path}: a package zip must be verified by its .sig "
-                                  f"(the manifest says {kind!r})")  # fmt: skip
+        zipped = entry.path.startswith("packages/") and entry.path.endswith(".zip")
+        if zipped and kind != "openpgp-detached":
+            raise BundleError(
+                f"{entry.path}: a package zip must be verified by its .sig "
+                f"(the manifest says {kind!r})"
+            )
         if kind == "openpgp-detached":
             return self._signed(entry, chunks, entry.path + ".sig", None)
         if kind == "sha512+openpgp-detached":
@@ -168,16 +196,19 @@ class _FileChecker:
 
     def _held(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
         if entry.size > MAX_SIGNATURE_BYTES:
-            raise BundleError(f"{entry.path}: {entry.size} bytes, too large for a "
-                              f"{entry.verified_by} file (at most {MAX_SIGNATURE_BYTES})")  # fmt: skip
+            raise BundleError(
+                f"{entry.path}: {entry.size} bytes, too large for a "
+                f"{entry.verified_by} file (at most {MAX_SIGNATURE_BYTES})"
+            )
         held: list[bytes] = []
         for chunk in chunks:
             held.append(chunk)
             yield chunk
         data = b"".join(held)
         self.small[entry.path] = data
-        checks = [Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the "
-                        "manifest")]  # fmt: skip
+        checks = [
+            Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest")
+        ]
         if entry.verified_by == "pinned-fingerprint":
             checks.append(self._key(entry, data))
         self.pending[entry.path] = checks
@@ -188,8 +219,10 @@ class _FileChecker:
         except FleetgapError as exc:
             raise BundleError(f"{entry.path}: not a usable OpenPGP key: {exc}") from None
         if entry.key_fingerprint is not None and key.fingerprint != entry.key_fingerprint:
-            raise BundleError(f"{entry.path}: key fingerprint {key.fingerprint}, the manifest "
-                              f"pins {entry.key_fingerprint}")  # fmt: skip
+            raise BundleError(
+                f"{entry.path}: key fingerprint {key.fingerprint}, the manifest "
+                f"pins {entry.key_fingerprint}"
+            )
         given = {k.fingerprint for k in self.trust.file_keys}
         if key.fingerprint == ELASTIC_FINGERPRINT:
             how = "Elastic's pinned fingerprint"
@@ -209,11 +242,15 @@ class _FileChecker:
         name = PurePosixPath(entry.path).name
         if signature not in self.small or (sidecar is not None and sidecar not in self.small):
             missing = signature if signature not in self.small else sidecar
-            raise BundleError(f"{entry.path}: its {missing} is not carried before it in the "
-                              "bundle, so it cannot be verified")  # fmt: skip
+            raise BundleError(
+                f"{entry.path}: its {missing} is not carried before it in the "
+                "bundle, so it cannot be verified"
+            )
         if not self.keys:
-            raise BundleError(f"{entry.path}: no key to verify it with: the bundle carries no "
-                              "trusted key; give --key KEY")  # fmt: skip
+            raise BundleError(
+                f"{entry.path}: no key to verify it with: the bundle carries no "
+                "trusted key; give --key KEY"
+            )
         expected = None
         if sidecar is not None:
             text = self.small[sidecar].decode("utf-8", "replace")
@@ -228,8 +265,9 @@ class _FileChecker:
         for chunk in chunks:
             digests.update(chunk)
             yield chunk
-        checks = [Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the "
-                        "manifest")]  # fmt: skip
+        checks = [
+            Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest")
+        ]
         if expected is not None:
             assert digests.sha512 is not None
             try:
