@@ -106,7 +106,9 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
         _pause("stream")
 
     try:
-        verified = verify_bundle(files, trust, sink=sink, before_files=before_files)
+        verified = verify_bundle(
+            files, trust, sink=sink, before_files=before_files, present=data.root
+        )
     except _AlreadyLoaded:
         from fleetgap.bundle.reader import find_parts
 

@@ -99,7 +99,7 @@ class BundleReader:
         self._pending: tarfile.TarInfo | None = None
         self._seen: set[str] = set()
         try:
-            self._tar = tarfile.open(fileobj=self.payload, mode="r|", bufsize=_CHUNK)
+            self._tar = tarfile.open(fileobj=self.payload, mode="r|", bufsize=_CHUNK)  # noqa: SIM115
             first = self._next()
             if first is None or first.name != MANIFEST_NAME:
                 found = "nothing" if first is None else repr(first.name)

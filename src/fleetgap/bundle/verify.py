@@ -14,6 +14,7 @@ held in memory (each at most 1 MiB) and every file is read exactly once.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -72,10 +73,12 @@ def verify_bundle(
     sink: Sink | None = None,
     before_files: Callable[[Verified], None] | None = None,
     on_check: Callable[[Check], None] | None = None,
+    present: Path | None = None,
 ) -> Verified:
     """Read the whole bundle; raises BundleError (or another FleetgapError) at the first
     problem. `before_files` sees the verified manifest before any file is read (load's
-    pre-checks); `sink` receives each file's bytes as they are checked."""
+    pre-checks); `sink` receives each file's bytes as they are checked. A delta's keys and
+    sidecars that it does not carry are read from `present` (a data dir) if there unchanged."""
     parts = find_parts(files)
     with BundleReader(parts) as reader:
         result = Verified(reader.manifest)
@@ -108,6 +111,9 @@ def verify_bundle(
         if before_files is not None:
             before_files(result)
         checker = _FileChecker(trust, vouched=signer is not None)
+        if present is not None:
+            for check in checker.held_elsewhere(reader.manifest, present):
+                note(check)
         for member in reader.members():
             chunks = checker.chunks(member.entry, member.chunks)
             if sink is not None:
@@ -190,6 +196,21 @@ class _FileChecker:
         if kind == "sha512+openpgp-detached":
             return self._signed(entry, chunks, entry.path + ".asc", entry.path + ".sha512")
         return self._held(entry, chunks)
+
+    def held_elsewhere(self, manifest: Manifest, root: Path) -> list[Check]:
+        checks = []
+        for entry in manifest.files:
+            small = entry.verified_by in ("sidecar", "pinned-fingerprint")
+            path = root / entry.path
+            if entry.in_bundle or not small or not path.is_file():
+                continue
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                continue
+            self.small[entry.path] = data
+            if entry.verified_by == "pinned-fingerprint":
+                checks.append(self._key(entry, data))
+        return checks
 
     def checks_for(self, entry: FileEntry) -> list[Check]:
         return self.pending.pop(entry.path, [])

@@ -59,12 +59,14 @@ _allow_unsigned = click.option(
 @_trust_key
 @key_files_option("Extra key for package and artifact signatures (e.g. a test key).")
 @_allow_unsigned
-def verify_command(files, trust_key_files, key_files, allow_unsigned) -> None:
+@data_option("For a delta: the data directory holding the keys and sidecars it relies on.")
+def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) -> None:
     """Read every byte of a bundle and check every hash and signature."""
     from fleetgap.bundle.verify import verify_bundle
 
     trust = _trust(trust_key_files, key_files, allow_unsigned)
-    result = verify_bundle(files, trust, on_check=lambda check: click.echo(check.line()))
+    present = Path(data_dir) if data_dir is not None else None
+    result = verify_bundle(files, trust, on_check=lambda c: click.echo(c.line()), present=present)
     click.echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")
 
 
