@@ -90,6 +90,7 @@ def write_bundle(
         with tarfile.open(
             fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
         ) as tar:
+            tar.copybufsize = _CHUNK  # tarfile copies members 16 KiB at a time by default
             _add_bytes(tar, MANIFEST_NAME, manifest_bytes, int(now))
             if signature is not None:
                 _add_bytes(tar, SIGNATURE_NAME, signature, int(now))
