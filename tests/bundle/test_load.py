@@ -358,3 +358,36 @@ def test_full_disk_leaves_nothing(signed, tmp_path, trust_files):
     assert output.startswith("error: cannot write into") and "nothing was published" in output
     assert listing(data) == {}
     assert not any((data / "state" / "incoming").iterdir())
+
+
+def test_serve_start_finishes_a_killed_load(signed, cache, tmp_path, trust_files):
+    from fleetgap.server import _finish_interrupted_load
+
+    data = tmp_path / "data"
+    process = _load_process(signed, data, trust_files, pause="publish")
+    assert process.stdout is not None
+    assert "paused at publish" in process.stdout.readline()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _finish_interrupted_load(data)
+    assert listing(data) == listing(cache.root)
+    assert (data / "state" / "generation").read_text().split()[1] == json.loads(
+        next((data / "state" / "receipts").iterdir()).read_text()
+    )["bundle_id"]
+
+
+def test_inspect_and_signed_receipt(signed, tmp_path, trust_files, bundle_signer):
+    from fleetgap.pgp.keys import read_public_key
+    from fleetgap.pgp.signatures import verify_bytes
+
+    shown = run("bundle", "inspect", signed, "--json")
+    assert shown.exit_code == 0 and json.loads(shown.output)["signed"] is True
+    data = tmp_path / "data"
+    assert run(*load_args(signed, data, trust_files)).exit_code == 0
+    printed = run("bundle", "receipt", "--data", data, "--sign-key", trust_files["signer-secret"])
+    body = json.loads(printed.output)
+    assert body["signer"] == bundle_signer.fingerprint
+    signature = body.pop("signature").encode()
+    covered = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    key = verify_bytes(covered, signature, [read_public_key(trust_files["signer"])])
+    assert key.fingerprint == bundle_signer.fingerprint
