@@ -49,7 +49,9 @@ def _register() -> None:
     main.add_command(agent.agent)
     main.add_command(packages.packages)
 
-    from fleetgap.cli import certs, doctor, plan, snippets
+    from fleetgap.cli import bundle, certs, doctor, plan, snippets
+
+    main.add_command(bundle.bundle)
 
     main.add_command(doctor.doctor)
     main.add_command(plan.plan)
