@@ -3,8 +3,10 @@ the coverage matrix shows a missing platform as missing, and the page is not bla
 
 from __future__ import annotations
 
-import json
+import hashlib
 import ssl
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,9 +16,12 @@ from browser import Cells, browse, png_pixels
 
 from artifacts.conftest import Upstream, rsa_key
 from fleetgap.artifacts.catalogue import load_catalogue
+from fleetgap.bundle.manifest import FileEntry
+from fleetgap.bundle.writer import write_bundle
 from fleetgap.ops.status_page import StatusPage
 from fleetgap.packages.index import LoadOptions, load_index
 from fleetgap.registry.app import IndexHolder
+from fleetgap.store import DataDir
 
 from builders import write_zip_package
 from closed_side import STACK
@@ -25,35 +30,47 @@ SEQUENCE = 1764745200
 
 
 @pytest.fixture(scope="module")
-def loaded(closed_side):
-    """The closed side with a bundle's receipt (the bundle contract's format) and one
-    binary whose signature no key in DATA/keys verifies."""
-    receipts = closed_side.data / "state" / "receipts"
-    receipts.mkdir(parents=True, exist_ok=True)
-    bundle_id = "5f0c2a8e9b7d4e61a3c2b1d0e9f8a7b6"
-    receipt = receipts / f"{SEQUENCE:012d}-{bundle_id}.json"
-    receipt.write_text(
-        json.dumps(
-            {
-                "bundle_id": bundle_id,
-                "sequence": SEQUENCE,
-                "created": "2026-12-03T06:00:00Z",
-                "loaded_at": "2026-12-03T07:00:00Z",
-                "fleetgap_version": "0.1.0",
-                "delta": False,
-                "signer": None,
-                "files": [{"path": "keys/GPG-KEY-elastic-agent", "sha256": "0" * 64, "size": 1}],
-            }
+def loaded(closed_side, tmp_path_factory):
+    """The closed side after a real `fleetgap bundle load` of one more platform's agent
+    (darwin-x86_64), plus one binary whose signature no key in DATA/keys verifies."""
+    work = tmp_path_factory.mktemp("bundle")
+    cache = DataDir(work / "cache").ensure()
+    (carried,) = load_catalogue().select(STACK, ["elastic-agent"], ["darwin-x86_64"], ["tar.gz"])
+    publisher = Upstream(cache.downloads, recorder=None, server=None)  # type: ignore[arg-type]
+    publisher.publish(carried.path, b"agent for darwin-x86_64\n", closed_side.key)
+    entries = [
+        FileEntry(
+            path.relative_to(cache.root).as_posix(),
+            path.stat().st_size,
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+            "sidecar" if path.suffix in (".sha512", ".asc") else "sha512+openpgp-detached",
+            None if path.suffix in (".sha512", ".asc") else closed_side.key.fingerprint,
         )
-    )
+        for path in sorted(cache.downloads.rglob("*"))
+        if path.is_file()
+    ]
+    summary = write_bundle(cache, entries, work / "agents.tar", selection={}, sequence=SEQUENCE)
+    key_file = work / "key.asc"
+    key_file.write_text(closed_side.key.public_key.armored)
+    command = [sys.executable, "-m", "fleetgap", "bundle", "load", str(work / "agents.tar")]
+    command += ["--data", str(closed_side.data), "--allow-unsigned", "--key", str(key_file)]
+    subprocess.run(command, check=True, capture_output=True)
     (artifact,) = load_catalogue().select(STACK, ["fleet-server"], ["darwin-x86_64"], ["tar.gz"])
     stranger = rsa_key("not trusted <stranger@test.invalid>")
     publisher = Upstream(closed_side.data / "downloads", recorder=None, server=None)  # type: ignore[arg-type]
     binary = publisher.publish(artifact.path, b"unverified bytes\n", stranger)
     yield closed_side
-    receipt.unlink()
-    for path in (binary, *(binary.with_name(binary.name + s) for s in (".sha512", ".asc"))):
-        path.unlink()
+    # the other tests of the session expect the closed side as it was
+    brought = [closed_side.data / e.path for e in entries] + [binary]
+    receipts = closed_side.data / "state" / "receipts"
+    brought += list(receipts.glob(f"*-{summary.bundle_id}.json"))
+    for path in brought:
+        for each in (
+            path,
+            path.with_name(path.name + ".sha512"),
+            path.with_name(path.name + ".asc"),
+        ):
+            each.unlink(missing_ok=True)
 
 
 def cells(html: str) -> dict[tuple[str, str, str], str]:
@@ -71,6 +88,7 @@ def test_matrix_bundles_packages_and_keys_in_chromium(loaded, tmp_path):
     dom = browse(url, tmp_path / "profile", loaded.tls_dir / "server.crt", "--dump-dom").stdout
     matrix = cells(dom)
     assert matrix[(STACK, "elastic-agent", "linux-x86_64")] == "complete"
+    assert matrix[(STACK, "elastic-agent", "darwin-x86_64")] == "complete"  # the bundle's
     assert matrix[(STACK, "elastic-agent", "linux-arm64")] == "missing"
     assert matrix[(STACK, "elastic-agent", "darwin-aarch64")] == "missing"
     assert matrix[(STACK, "fleet-server", "darwin-x86_64")] == "unverified"
