@@ -49,5 +49,10 @@ def _register() -> None:
     main.add_command(agent.agent)
     main.add_command(packages.packages)
 
+    from fleetgap.cli import bundle, distribution
+
+    main.add_command(bundle.bundle)
+    main.add_command(distribution.distribution)
+
 
 _register()
