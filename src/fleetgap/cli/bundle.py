@@ -7,6 +7,7 @@ its commands to this group too; each command is its own function.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -26,3 +27,30 @@ def receipt(data_dir) -> None:
     from fleetgap.store import DataDir
 
     click.echo(json.dumps(holding_receipt(DataDir(data_dir)).as_dict(), indent=1))
+
+
+@bundle.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the parts and manifest as JSON.")
+def inspect(files: tuple[Path, ...], as_json: bool) -> None:
+    """Show what FILE… claims (parts, manifest), without checking: see `bundle verify`."""
+    from fleetgap.bundle.inspect import inspect_bundle
+
+    found = inspect_bundle(files)
+    if as_json:
+        click.echo(json.dumps(found.as_dict(), indent=1))
+        return
+    manifest = found.manifest
+    kind = "delta" if manifest.delta else "full"
+    click.echo(f"bundle {manifest.bundle_id} ({kind}), sequence {manifest.sequence}")
+    click.echo(f"created {manifest.created} by fleetgap {manifest.fleetgap_version}")
+    click.echo(f"manifest signature: {'present' if found.signed else 'none (unsigned)'}")
+    click.echo(f"parts: {len(found.parts)}")
+    carried = manifest.carried
+    click.echo(
+        f"files: {len(manifest.files)} listed, {len(carried)} carried "
+        f"({manifest.carried_bytes} bytes)"
+    )
+    for entry in manifest.files:
+        where = "" if entry.in_bundle else "  (held on the closed side)"
+        click.echo(f"  {entry.path}  {entry.size}  {entry.verified_by}{where}")
