@@ -54,3 +54,23 @@ def inspect(files: tuple[Path, ...], as_json: bool) -> None:
     for entry in manifest.files:
         where = "" if entry.in_bundle else "  (held on the closed side)"
         click.echo(f"  {entry.path}  {entry.size}  {entry.verified_by}{where}")
+
+
+@bundle.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--trust-key",
+    "trust_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Public key trusted to sign bundle manifests (repeatable).",
+)
+def verify(files: tuple[Path, ...], trust_keys: tuple[Path, ...]) -> None:
+    """Read every byte of FILE…, check the manifest signature (with --trust-key), every
+    member's SHA-256 and every part; one line per check."""
+    from fleetgap.bundle.reader import read_bundle
+    from fleetgap.pgp.keys import read_public_key
+
+    keys = [read_public_key(path) for path in trust_keys]
+    result = read_bundle(files, trust_keys=keys, report=lambda check: click.echo(check.line()))
+    click.echo(f"all {len(result.checks)} checks passed: bundle {result.manifest.bundle_id}")
