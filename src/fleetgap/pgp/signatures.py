@@ -190,12 +190,22 @@ class SignedDigests:
 
     def read_once(self, signatures: Sequence[SignatureFields]) -> None:
         """One read of the data: its SHA-512 and the hashes `signatures` need."""
+        self.start(signatures)
+        for chunk in self.data.chunks():
+            self.update(chunk)
+
+    def start(self, signatures: Sequence[SignatureFields]) -> None:
+        """Begin a read of data fed with `update` (a stream, e.g. a bundle member): its
+        SHA-512 and the hashes `signatures` need."""
         self.sha512 = hashlib.sha512()
-        extra = {
-            (f.hash_algo, f.sig_type): DataDigest(f) for f in signatures if not shares_sha512(f)
-        }
-        self._feed([self.sha512, *extra.values()])
-        self._made.update(extra)
+        self._made.update(
+            ((f.hash_algo, f.sig_type), DataDigest(f)) for f in signatures if not shares_sha512(f)
+        )
+        self._streamed: list[Hash | DataDigest] = [self.sha512, *self._made.values()]
+
+    def update(self, chunk: bytes) -> None:
+        for digest in self._streamed:
+            digest.update(chunk)
 
     def _feed(self, digests: Sequence[Hash | DataDigest]) -> None:
         for chunk in self.data.chunks():
