@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleetgap import __version__, logs
 from fleetgap.config import COMPAT_VERSION, Settings, split_address
 from fleetgap.errors import FleetgapError
+from fleetgap.ops.status_page import with_status_page
 from fleetgap.packages.index import (
     LoadOptions,
     PackageIndex,
@@ -94,6 +95,7 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
     app = create_app(settings, holder)
     if settings.data_dir is not None:
         app = with_data_routes(app, settings, settings.data_dir)
+        app = with_status_page(app, holder, settings.data_dir)  # /ui/
     if settings.metrics_address:
         from fleetgap import metrics
 
@@ -182,6 +184,13 @@ def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
         from fleetgap.watcher import PackageWatcher
 
         PackageWatcher(settings.package_paths, functools.partial(_rescan, settings, holder)).start()
+    if settings.data_dir is not None:
+        # Bundle loads publish under DATA and then rewrite its generation file (store.py).
+        from fleetgap.store import DataDir
+        from fleetgap.watcher import GenerationWatcher
+
+        generation = DataDir(settings.data_dir).generation
+        GenerationWatcher(generation, functools.partial(_rescan, settings, holder)).start()
     return compose_app(settings, holder)
 
 

@@ -51,6 +51,11 @@ class DataDir:
         return self.root / "state"
 
     @property
+    def generation(self) -> Path:
+        """Rewritten last by every finished load: running servers rescan when it changes."""
+        return self.state / "generation"
+
+    @property
     def incoming(self) -> Path:
         """Where unverified downloads wait (never under downloads/, so never served)."""
         return self.state / "incoming"
@@ -75,6 +80,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+
+
+def bump_generation(data: DataDir, label: str) -> None:
+    """Tell running servers that a load finished: they rescan once this file changes.
+
+    Written after everything the load brought is in place, so a server that sees the new
+    generation finds every file of it.
+    """
+    atomic_write_bytes(data.generation, f"{time.time_ns()} {label}\n".encode())
 
 
 def place_file(source: Path, dest: Path) -> None:

@@ -84,3 +84,52 @@ class PackageWatcher:
             self.rescan()
         except Exception:
             log.error("package rescan failed; still serving the previous index", exc_info=True)
+
+
+class GenerationWatcher:
+    """Calls `reload()` (in this watcher's thread) when a data directory's generation file
+    changes, that is once after each finished `bundle load`.
+
+    A stat every half second: a load may add thousands of files, and the server must swap
+    to them once, when all are in place, not follow each one as the package watcher does.
+    """
+
+    POLL_SECONDS = 0.5
+
+    def __init__(self, generation: Path, reload: Callable[[], None]) -> None:
+        self.generation = Path(generation)
+        self.reload = reload
+        self._seen = _identity(self.generation)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="generation-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            current = _identity(self.generation)
+            if current == self._seen:
+                continue
+            self._seen = current
+            log.info("a bundle load finished (%s); reloading", self.generation)
+            try:
+                self.reload()
+            except Exception:
+                log.error(
+                    "reload after a bundle load failed; still serving the previous index",
+                    exc_info=True,
+                )
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)

@@ -250,3 +250,15 @@ def test_published_keys_are_served_from_the_data_dir(tmp_path: Path, tls: TLS, n
         response = client.get(f"/{name}")
     assert response.status_code == 200
     assert response.content == b"armored key"
+
+
+def test_a_key_placed_later_is_answered_at_once(tmp_path: Path, tls: TLS) -> None:
+    """A bundle load that brings default.pgp is seen on the next request, not after the TTL."""
+    published = tmp_path / "keys" / "GPG-KEY-elastic-agent"
+    published.parent.mkdir(parents=True)
+    published.write_bytes(b"published key")
+    with fleet(tmp_path, tls) as client:
+        assert client.get(PATH.format("9.1.0")).content == b"published key"
+        _place_key(tmp_path, b"loaded key")
+        assert client.get(PATH.format("9.1.0")).content == b"loaded key"
+        assert client.get(PATH.format("9.1.0")).content == b"loaded key"

@@ -93,8 +93,9 @@ def products_(catalogues, as_json) -> None:
 @artifacts.command("list")
 @_selection
 @click.option("--sizes", is_flag=True, help="Ask the source for each size (HEAD).")
-def list_(version, products, platforms, package_types, catalogues, source, proxy, ca_cert,
-          as_json, sizes) -> None:  # fmt: skip
+def list_(
+    version, products, platforms, package_types, catalogues, source, proxy, ca_cert, as_json, sizes
+) -> None:
     """Print what `mirror` would fetch for a selection."""
     selected = _select(version, products, platforms, package_types, catalogues)
     urls = [compose_url(check_source(source), *a.path.rsplit("/", 1)) for a in selected]
@@ -121,8 +122,20 @@ def list_(version, products, platforms, package_types, catalogues, source, proxy
     "Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/."
 )
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def mirror_(version, products, platforms, package_types, catalogues, source, proxy, ca_cert,
-            as_json, data_dir, key_files, parallel) -> None:  # fmt: skip
+def mirror_(
+    version,
+    products,
+    platforms,
+    package_types,
+    catalogues,
+    source,
+    proxy,
+    ca_cert,
+    as_json,
+    data_dir,
+    key_files,
+    parallel,
+) -> None:
     """Download, verify (.sha512 and .asc) and publish artifacts under DATA/downloads/."""
     from fleetgap.artifacts.mirror import mirror, trusted_keys
 
@@ -135,8 +148,15 @@ def mirror_(version, products, platforms, package_types, catalogues, source, pro
         from fleetgap.artifacts.progress import RichProgress
 
         with RichProgress() as bars:
-            report = mirror(selected, data, keys, source=source, net_options=options,
-                            parallel=parallel, progress=bars.for_artifact)  # fmt: skip
+            report = mirror(
+                selected,
+                data,
+                keys,
+                source=source,
+                net_options=options,
+                parallel=parallel,
+                progress=bars.for_artifact,
+            )
     else:
         report = mirror(selected, data, keys, source=source, net_options=options, parallel=parallel)
     if as_json:

@@ -106,7 +106,7 @@ class _FleetKeyEndpoint:
         self.require_tls = require_tls
         self.limiter = limiter
         self.cache_ttl = cache_ttl
-        self.cache: dict[str, tuple[float, bytes]] = {}
+        self.cache: dict[str, tuple[float, bytes, tuple[int, int, int] | None]] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
@@ -146,15 +146,16 @@ class _FleetKeyEndpoint:
         if self.require_tls and request.url.scheme != "https":
             return _error(501, "ErrTLSRequired", "server must run with tls to use this endpoint")
         path = self.keys_dir / KEY_FILE
-        cached = self.cache.get(str(path))
-        if cached and cached[0] > time.monotonic():
-            return _key_response(cached[1])
         try:
             info = path.stat()
         except FileNotFoundError:
             info = None
         except OSError as exc:
             return _error(500, "BadRequest", str(exc))
+        # A key put in place since (a bundle load) is answered at once, not after the TTL.
+        cached = self.cache.get(str(path))
+        if cached and cached[0] > time.monotonic() and cached[2] == _identity(info):
+            return _key_response(cached[1])
         if info is not None:
             if stat.S_IMODE(info.st_mode) != 0o600:
                 return _error(500, "BadRequest", "pgp key permissions are not 0600")
@@ -162,7 +163,7 @@ class _FleetKeyEndpoint:
                 body = await run_in_threadpool(path.read_bytes)
             except OSError as exc:
                 return _error(500, "BadRequest", str(exc))
-            self._remember(path, body)
+            self._remember(path, body, info)
             return _key_response(body)
         return await self._upstream(path)
 
@@ -187,8 +188,12 @@ class _FleetKeyEndpoint:
         with Net(self.net) as net:
             return net.get_bytes(self.upstream_url or "", limit=16 << 20)
 
-    def _remember(self, path: Path, body: bytes) -> None:
-        self.cache[str(path)] = (time.monotonic() + self.cache_ttl, body)
+    def _remember(self, path: Path, body: bytes, info: os.stat_result | None = None) -> None:
+        self.cache[str(path)] = (time.monotonic() + self.cache_ttl, body, _identity(info))
+
+
+def _identity(info: os.stat_result | None) -> tuple[int, int, int] | None:
+    return (info.st_ino, info.st_mtime_ns, info.st_size) if info else None
 
 
 def _store(path: Path, body: bytes) -> None:

@@ -1,0 +1,58 @@
+"""The bundles loaded into a data directory, from their receipts.
+
+`bundle load` writes one receipt per bundle, `DATA/state/receipts/<sequence:012d>-<id>.json`
+(notes/bundle-contract: bundle_id, sequence, created, loaded_at, fleetgap_version, delta,
+signer, files). Read here for the status page and the doctor; a receipt that cannot be read
+is listed with the reason rather than hidden.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+RECEIPTS = Path("state") / "receipts"
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    file: str
+    sequence: int | None
+    bundle_id: str
+    created: str = ""
+    loaded_at: str = ""
+    delta: bool = False
+    signer: str | None = None
+    files: int = 0
+    problem: str | None = None  # why the receipt could not be read
+
+
+def loaded_bundles(data_dir: Path) -> list[LoadedBundle]:
+    """Readable receipts by sequence, then the unreadable ones."""
+    folder = Path(data_dir) / RECEIPTS
+    found = [_read(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted(found, key=lambda b: (b.problem is not None, b.sequence or 0, b.file))
+
+
+def _read(path: Path) -> LoadedBundle:
+    try:
+        receipt = json.loads(path.read_text("utf-8"))
+        sequence = receipt["sequence"]
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise ValueError(f"sequence is not an integer: {sequence!r}")
+        return LoadedBundle(
+            file=path.name,
+            sequence=sequence,
+            bundle_id=str(receipt["bundle_id"]),
+            created=str(receipt.get("created") or ""),
+            loaded_at=str(receipt.get("loaded_at") or ""),
+            delta=bool(receipt.get("delta")),
+            signer=receipt.get("signer") or None,
+            files=len(receipt.get("files") or ()),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, KeyError):
+            reason = f"no {exc} field"
+        return LoadedBundle(path.name, None, path.stem, problem=reason)

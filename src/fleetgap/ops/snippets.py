@@ -1,0 +1,143 @@
+"""The settings that point Kibana, Fleet Server and agents at fleetgap, ready to paste.
+
+YAML is written by PyYAML (so what is pasted parses); the download-source body holds only
+fields Kibana's API takes. spec: kibana-fleet-client §1 (kibana.yml, NODE_EXTRA_CA_CERTS),
+§8.2 (isAirGapped), §9 (agent_download_sources); fleet-server-pgp §3, §5, §8
+(server.pgp.upstream_url, SSL_CERT_FILE); agent-artifacts §5 (agent.download.*).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetgap.errors import FleetgapError
+
+SNIPPETS = ("kibana", "fleet-server", "agent", "download-source")
+DEFAULT_GPG_KEY_PATH = "/etc/kibana/fleetgap/GPG-KEY-elasticsearch"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where fleetgap answers, as the other hosts reach it."""
+
+    registry: str | None = None  # https://registry:8080
+    artifacts: str | None = None  # https://registry:8080/downloads/
+    key_url: str | None = None  # https://registry:8080/GPG-KEY-elastic-agent
+    ca_cert: Path | None = None  # the private CA (PEM), as a path on the target host
+    proxy: str | None = None  # Kibana's registryProxyUrl
+    name: str = "fleetgap"  # the download source's name
+    is_default: bool = True
+    proxy_id: str | None = None  # a Fleet proxy id for the download source
+    gpg_key_path: str = DEFAULT_GPG_KEY_PATH  # where Kibana finds the package key
+
+
+def snippet(kind: str, deployment: Deployment) -> str:
+    """The text to paste for `kind` (one of SNIPPETS)."""
+    if kind == "kibana":
+        return kibana_yml(deployment)
+    if kind == "fleet-server":
+        return fleet_server_yml(deployment)
+    if kind == "agent":
+        return agent_yml(deployment)
+    if kind == "download-source":
+        return json.dumps(download_source(deployment), indent=2) + "\n"
+    raise FleetgapError(f"unknown snippet {kind!r} (known: {', '.join(SNIPPETS)})")
+
+
+def kibana_yml(d: Deployment) -> str:
+    registry = _required(d.registry, "--registry", "kibana")
+    settings: dict[str, Any] = {
+        "xpack.fleet.isAirGapped": True,
+        "xpack.fleet.registryUrl": registry.rstrip("/"),  # Kibana prefixes paths verbatim
+    }
+    if d.proxy:
+        settings["xpack.fleet.registryProxyUrl"] = d.proxy
+    settings["xpack.fleet.packageVerification.gpgKeyPath"] = d.gpg_key_path
+    notes = [
+        "kibana.yml: Fleet with fleetgap as its package registry",
+        f"Put the key that signs the packages at {d.gpg_key_path}",
+    ]
+    if d.ca_cert is not None:
+        notes += [
+            "Kibana trusts a private CA only through the environment, read at start:",
+            f"NODE_EXTRA_CA_CERTS={d.ca_cert}",
+        ]
+    return _comments(notes) + _dump(settings)
+
+
+def fleet_server_yml(d: Deployment) -> str:
+    key_url = _required(d.key_url, "--key-url", "fleet-server")
+    config = {
+        "inputs": [
+            {
+                "type": "fleet-server",
+                "server": {"pgp": {"upstream_url": key_url}},
+            }
+        ]
+    }
+    notes = [
+        "fleet-server.yml (under Elastic Agent: the same server.* keys in the Fleet Server",
+        "policy). The key endpoint answers only over TLS (server.ssl, or elastic-agent",
+        "install --fleet-server-cert/--fleet-server-cert-key) and without an API key from",
+        "Fleet Server 8.16.3 / 8.17.1 / 8.18.0 / 9.0.0 on. Fleet Server fetches",
+        "upstream_url only while <pgp.dir>/default.pgp does not exist.",
+    ]
+    if d.ca_cert is not None:
+        notes += [
+            "Fleet Server fetches the key with the system roots; to trust the private CA,",
+            "set in its environment a bundle of the system roots plus the CA:",
+            f"SSL_CERT_FILE={d.ca_cert}",
+        ]
+    return _comments(notes) + _dump(config)
+
+
+def agent_yml(d: Deployment) -> str:
+    artifacts = _required(d.artifacts, "--artifacts", "agent")
+    download: dict[str, Any] = {"sourceURI": artifacts}
+    if d.ca_cert is not None:
+        download["ssl"] = {"certificate_authorities": [str(d.ca_cert)]}
+    if d.proxy:
+        download["proxy_url"] = d.proxy
+    notes = ["elastic-agent.yml (standalone agents): where upgrades download from"]
+    if d.key_url:
+        notes.append(f"upgrade with: elastic-agent upgrade VERSION --pgp-uri {d.key_url}")
+    return _comments(notes) + _dump({"agent": {"download": download}})
+
+
+def download_source(d: Deployment) -> dict[str, Any]:
+    """The body of Kibana's POST /api/fleet/agent_download_sources."""
+    artifacts = _required(d.artifacts, "--artifacts", "download-source")
+    body: dict[str, Any] = {"name": d.name, "host": artifacts, "is_default": d.is_default}
+    if d.proxy_id:
+        body["proxy_id"] = d.proxy_id
+    if d.ca_cert is not None:
+        try:
+            pem = Path(d.ca_cert).read_text("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FleetgapError(f"cannot read --ca-cert {d.ca_cert}: {exc}") from None
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise FleetgapError(f"--ca-cert {d.ca_cert} holds no PEM certificate")
+        # the PEM itself: the policy carries it to every agent, whatever their file system
+        body["ssl"] = {"certificate_authorities": [pem.strip() + "\n"]}
+    return body
+
+
+def _required(value: str | None, option: str, kind: str) -> str:
+    if not value:
+        raise FleetgapError(f"`fleetgap config {kind}` needs {option}")
+    if not value.startswith(("http://", "https://")):
+        raise FleetgapError(f"{option} must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def _comments(lines: list[str]) -> str:
+    return "".join(f"# {line}\n" for line in lines)

@@ -1,0 +1,304 @@
+"""`/ui/` on `fleetgap serve --data DATA`: what this closed side holds, on one page.
+
+Packages (versions, Kibana range, signature state against DATA/keys; the ones the index
+refused, with the reason), an artifact coverage
+matrix (version x product x platform: complete, missing, unverified — from the artifacts
+catalogue, for the versions present under DATA/downloads), the loaded bundles (receipts in
+DATA/state/receipts, see notes/bundle-contract) and the key fingerprints (DATA/keys).
+Server-rendered with Jinja2, inline CSS, no script and no external asset, so it renders
+inside the closed network. Verification results are kept per file state (ops/verdicts.py);
+what is not verified within a page's budget shows as `checking` until a later view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fleetgap import __version__
+from fleetgap.artifacts.catalogue import (
+    Artifact,
+    Catalogue,
+    check_version,
+    load_catalogue,
+    release_tuple,
+)
+from fleetgap.errors import FleetgapError
+from fleetgap.ops.receipts import LoadedBundle, loaded_bundles
+from fleetgap.ops.verdicts import Verdicts
+from fleetgap.packages.model import Package
+from fleetgap.pgp.artifact_check import check_artifact
+from fleetgap.pgp.keys import PublicKey, parse_public_key
+from fleetgap.pgp.package_signatures import VERIFIED, verify_package_file
+from fleetgap.registry.app import IndexHolder
+from fleetgap.store import is_temporary_name
+
+PREFIX = "/ui"
+CORE_PRODUCTS = ("elastic-agent", "fleet-server", "endpoint-security")
+ARCHIVES = ("tar.gz", "zip")  # what agents download (spec: agent-artifacts §1)
+COMPLETE, MISSING, UNVERIFIED, NOT_PUBLISHED = "complete", "missing", "unverified", "n/a"
+_SIDECARS = (".sha512", ".asc", ".sig")
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("fleetgap.ops", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def with_status_page(app: ASGIApp, holder: IndexHolder, data_dir: Path) -> ASGIApp:
+    """`app` with `/ui/` in front of it."""
+    return _StatusDispatch(app, StatusPage(holder, Path(data_dir)))
+
+
+class _StatusDispatch:
+    def __init__(self, app: ASGIApp, page: StatusPage) -> None:
+        self.app = app
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            response = await self.page.respond(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    file: str
+    fingerprint: str | None
+    user_ids: tuple[str, ...]
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class PackageRow:
+    name: str
+    version: str
+    kibana: str
+    signature: str  # verified | unverified | unsigned | unknown
+    detail: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    state: str  # complete | missing | unverified | n/a
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    version: str
+    product: str
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    platforms: tuple[str, ...]
+    rows: tuple[MatrixRow, ...]
+
+
+@dataclass
+class StatusPage:
+    holder: IndexHolder
+    data_dir: Path
+    catalogue: Catalogue = field(default_factory=load_catalogue)
+    budget: float = 3.0  # seconds a page waits for verification before showing "checking"
+    verdicts: Verdicts = field(default_factory=Verdicts)
+    _render: threading.local = field(default_factory=threading.local)  # this render's deadline
+
+    async def respond(self, request: Request) -> Response:
+        if request.url.path == PREFIX:
+            return RedirectResponse(PREFIX + "/", 301)
+        if request.url.path != PREFIX + "/":
+            return PlainTextResponse("404 page not found\n", 404)
+        if request.method not in ("GET", "HEAD"):
+            return PlainTextResponse("method not allowed\n", 405)
+        html = await run_in_threadpool(self.render)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def render(self) -> str:
+        self._render.deadline = time.monotonic() + self.budget
+        keys = self.keys()
+        trusted = [(row.file, key) for row, key in keys if key is not None]
+        return _templates.get_template("status.html").render(
+            version=__version__,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            data_dir=str(self.data_dir),
+            packages=self.packages(trusted),
+            refused=[(str(r.path), r.reason) for r in self.holder.index.refused],
+            matrix=self.matrix(trusted),
+            bundles=self.bundles(),
+            keys=[row for row, _ in keys],
+        )
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def keys(self) -> list[tuple[KeyRow, PublicKey | None]]:
+        folder = self.data_dir / "keys"
+        found = []
+        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if not path.is_file() or is_temporary_name(path.name):
+                continue
+            try:
+                key = parse_public_key(path.read_bytes())
+            except (FleetgapError, OSError) as exc:
+                found.append((KeyRow(path.name, None, (), _first_line(exc)), None))
+                continue
+            found.append((KeyRow(path.name, key.fingerprint, tuple(key.user_ids), None), key))
+        return found
+
+    # --- packages -------------------------------------------------------------------------
+
+    def packages(self, keys: list[tuple[str, PublicKey]]) -> list[PackageRow]:
+        index = self.holder.index
+        ordered = sorted(index.by_key.values(), key=lambda p: (p.name, p.semver))
+        return [self._package_row(package, keys) for package in ordered]
+
+    def _package_row(self, package: Package, keys: list[tuple[str, PublicKey]]) -> PackageRow:
+        kibana = package.kibana.source if package.kibana is not None else "any"
+        state, detail = self._package_signature(package, keys)
+        return PackageRow(package.name, package.version, kibana, state, detail)
+
+    def _package_signature(self, package: Package, keys) -> tuple[str, str]:
+        if not package.signed:
+            return "unsigned", "no .sig beside the package"
+        if not package.is_zip:
+            return "unknown", "a directory package: no signature can cover it"
+        if not keys:
+            return "unknown", "no key in DATA/keys to check it with"
+
+        def judge() -> tuple[str, str]:
+            reasons = []
+            for name, key in keys:
+                verdict = verify_package_file(package.base_path, key)
+                if verdict.status == VERIFIED:
+                    return VERIFIED, f"by {key.fingerprint} ({name})"
+                reasons.append(f"{name}: {verdict.reason}")
+            return "unverified", "; ".join(reasons)
+
+        return self._cached(package.base_path, keys, judge)
+
+    # --- artifacts ------------------------------------------------------------------------
+
+    def matrix(self, keys: list[tuple[str, PublicKey]]) -> Matrix:
+        present = self._present()
+        versions = sorted({version for _, version in present}, key=_version_key, reverse=True)
+        rows: list[tuple[str, str, dict[str, Artifact]]] = []
+        platforms: dict[str, None] = {}
+        for version in versions:
+            products = list(CORE_PRODUCTS) + sorted(
+                {p for p, v in present if v == version and p not in CORE_PRODUCTS}
+            )
+            for product in products:
+                try:
+                    published = self.catalogue.select(version, [product], (), ARCHIVES)
+                except FleetgapError:
+                    continue
+                by_platform = {a.platform: a for a in published}
+                platforms.update(dict.fromkeys(by_platform))
+                rows.append((version, product, by_platform))
+        order = [p for p in self.catalogue.platforms if p in platforms]
+        downloads = self.data_dir / "downloads"
+        return Matrix(
+            tuple(order),
+            tuple(
+                MatrixRow(
+                    version,
+                    product,
+                    tuple(self._cell(downloads, by_platform.get(p), keys) for p in order),
+                )  # fmt: skip
+                for version, product, by_platform in rows
+            ),
+        )
+
+    def _present(self) -> set[tuple[str, str]]:
+        """(product, version) of every binary under DATA/downloads the catalogue names."""
+        downloads = self.data_dir / "downloads"
+        found: set[tuple[str, str]] = set()
+        suffixes = {s for spelled in self.catalogue.suffixes.values() for s in spelled.values()}
+        for product in self.catalogue.products.values():
+            folder = downloads / product.directory
+            for path in _files(folder):
+                rest = path.name.removeprefix(product.prefix + "-")
+                if rest == path.name:
+                    continue
+                for suffix in suffixes:
+                    if rest.endswith("-" + suffix):
+                        version = rest[: -len(suffix) - 1]
+                        # a version that does not parse: another product sharing the
+                        # folder (elastic-agent-fips-…)
+                        with contextlib.suppress(FleetgapError):
+                            found.add((product.name, check_version(version)))
+        return found
+
+    def _cell(self, downloads: Path, artifact: Artifact | None, keys) -> Cell:
+        if artifact is None:
+            return Cell(NOT_PUBLISHED, "Elastic publishes no archive of it for this platform")
+        path = downloads / artifact.path
+        if not path.is_file():
+            return Cell(MISSING, artifact.name)
+
+        def judge() -> tuple[str, str]:
+            try:
+                checked = check_artifact(path, keys)
+            except (FleetgapError, OSError) as exc:
+                return UNVERIFIED, f"{artifact.name}: {_first_line(exc)}"
+            return COMPLETE, f"{artifact.name}: verified by {checked.key.fingerprint}"
+
+        if not keys:
+            return Cell(UNVERIFIED, f"{artifact.name}: no key in DATA/keys")
+        return Cell(*self._cached(path, keys, judge))
+
+    # --- bundles --------------------------------------------------------------------------
+
+    def bundles(self) -> list[LoadedBundle]:
+        return loaded_bundles(self.data_dir)
+
+    # --- cache ----------------------------------------------------------------------------
+
+    def _cached(self, path: Path, keys, judge) -> tuple[str, str]:
+        try:
+            info = path.stat()
+            sidecars = tuple(
+                (s.stat().st_mtime_ns, s.stat().st_size) if s.is_file() else None
+                for s in (Path(f"{path}{suffix}") for suffix in _SIDECARS)
+            )
+        except OSError as exc:
+            return UNVERIFIED, _first_line(exc)
+        fingerprints = tuple(key.fingerprint for _, key in keys)
+        token = (str(path), info.st_size, info.st_mtime_ns, sidecars, fingerprints)
+        return self.verdicts.get(token, judge, self._render.deadline)
+
+
+def _files(folder: Path) -> Iterable[Path]:
+    if not folder.is_dir():
+        return ()
+    return (
+        path
+        for path in folder.iterdir()
+        if path.is_file() and not path.name.endswith(_SIDECARS) and not is_temporary_name(path.name)
+    )
+
+
+def _version_key(version: str) -> tuple:
+    return (release_tuple(version), version)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,121 @@
+"""`fleetgap plan upgrade`: five steps in order with their commands and gates; with URLs,
+each step is marked from what the doctor measures."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from click.testing import CliRunner
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fleetgap.cli import main
+
+from closed_side import PLATFORMS, STACK, agent_path, moved_away
+from serving import serve_asgi
+
+TITLES = (
+    "Package registry",
+    "Elastic Stack with Kibana",
+    "Artifact registry",
+    "On-premise Fleet Server",
+    "Elastic Agents",
+)
+
+
+def plan(*args: str) -> dict:
+    result = CliRunner().invoke(
+        main, ["plan", "upgrade", "--from", "8.19.0", "--to", STACK, *args, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def urls(side) -> list[str]:
+    args = [
+        "--registry",
+        side.url,
+        "--artifacts",
+        side.url + "/downloads/",
+        "--key-url",
+        side.url + "/GPG-KEY-elastic-agent",
+        "--fleet-server",
+        side.url,
+        "--ca-cert",
+        str(side.ca_cert),
+        "--package",
+        "nginx",
+    ]
+    for platform in PLATFORMS:
+        args += ["--platform", platform]
+    return args
+
+
+def test_five_steps_in_order_with_commands_and_gates(tmp_path):
+    document = plan("--write-selections", str(tmp_path))
+    steps = document["steps"]
+    assert [s["number"] for s in steps] == [1, 2, 3, 4, 5]
+    assert [s["title"].split(":")[0] for s in steps] == list(TITLES)
+    assert {s["state"] for s in steps} == {"not measured"}
+    first, _, third, fourth, _ = steps
+    assert any(f"fleetgap bundle create packages-{STACK}.yml" in c for c in first["commands"])
+    assert any(f"fleetgap bundle load packages-{STACK}.bundle" in c for c in first["commands"])
+    assert first["gate"] == ["registry", "packages"]
+    assert any("fleetgap config download-source" in c for c in third["commands"])
+    assert any("server.pgp.upstream_url" in c for c in fourth["commands"])
+    packages = yaml.safe_load((tmp_path / f"packages-{STACK}.yml").read_text())
+    assert packages["queries"] == [{"kibana.version": STACK}]
+    artifacts = yaml.safe_load((tmp_path / f"artifacts-{STACK}.yml").read_text())
+    assert artifacts["artifacts"][0]["versions"] == [STACK]
+    assert artifacts["artifacts"][0]["products"] == [
+        "elastic-agent",
+        "fleet-server",
+        "endpoint-security",
+    ]
+
+
+def test_measured_against_a_complete_closed_side(closed_side):
+    states = [s["state"] for s in plan(*urls(closed_side))["steps"]]
+    assert states == ["done", "not measured", "done", "done", "not measured"]
+
+
+def test_a_missing_agent_binary_leaves_step_3_not_done(closed_side):
+    binary = closed_side.data / "downloads" / agent_path("linux-x86_64")
+    with moved_away(binary):
+        steps = plan(*urls(closed_side))["steps"]
+    assert [s["state"] for s in steps] == [
+        "done",
+        "not measured",
+        "not done",
+        "done",
+        "not measured",
+    ]
+    assert any("artifact elastic-agent linux-x86_64" in line for line in steps[2]["evidence"])
+
+
+def test_kibana_version_marks_step_2():
+    def status(version: str) -> Starlette:
+        body = {"name": "kibana", "version": {"number": version}}
+        return Starlette(routes=[Route("/api/status", lambda request: JSONResponse(body))])
+
+    with serve_asgi(status(STACK)) as kibana:
+        assert plan("--kibana", kibana)["steps"][1]["state"] == "done"
+    with serve_asgi(status("8.19.0")) as kibana:
+        step = plan("--kibana", kibana)["steps"][1]
+    assert step["state"] == "not done"
+    assert step["evidence"] == ["kibana reports version 8.19.0"]
+
+
+def test_text_output_lists_the_steps():
+    result = CliRunner().invoke(main, ["plan", "upgrade", "--from", "9.0.0", "--to", "9.1.0"])
+    assert result.exit_code == 0
+    positions = [result.output.index(f"{n}. {title}") for n, title in enumerate(TITLES, 1)]
+    assert positions == sorted(positions)
+
+
+def test_downgrade_is_refused():
+    result = CliRunner().invoke(main, ["plan", "upgrade", "--from", "9.1.0", "--to", "9.0.0"])
+    assert result.exit_code == 1
+    assert result.output == "error: --to 9.0.0 must be newer than --from 9.1.0\n"
