@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from builders import package_files, write_zip_package
 from fleetgap.pgp.keys import SecretKey
 from fleetgap.pgp.package_signatures import sign_package
 from fleetgap.pgp.signatures import sign_bytes
+
+from builders import package_files, write_zip_package
 from serving import fleetgap_serve
 
 # name, version, format_version, conditions.kibana.version
