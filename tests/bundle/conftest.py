@@ -10,7 +10,6 @@ ranges; tests/bundle/test_resolve.py derives its expectations from this table by
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +80,3 @@ def public(tmp_path_factory: pytest.TempPathFactory):
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     with fleetgap_serve("--data", str(data), env=env, cwd=root, log_dir=root) as server:
         yield Public(server.url, data, key, key_file, root)
-
-
-def run_env() -> dict[str, str]:
-    """The environment for `python -m fleetgap` subprocesses: this checkout's code."""
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    return {**os.environ, "PYTHONPATH": src}
