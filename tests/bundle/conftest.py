@@ -35,7 +35,7 @@ PACKAGES = (
     ("zeta", "1.0.0", "3.0.0", "^8.13.0 || ^9.0.0"),
 )
 AGENT = "beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz"
-AGENT_BYTES = bytes(range(256)) * 300
+AGENT_BYTES = bytes(range(256)) * 10_000  # 2.5 MB: enough for --split 1MiB to make parts
 
 
 @dataclass(frozen=True)
