@@ -10,12 +10,15 @@ import sys
 import tarfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bundle.conftest import AGENT
 from bundle.tests_env import run_env
 from fleetgap.bundle.reader import read_bundle
 from fleetgap.pgp.signatures import sign_bytes
+
+from serving import fleetgap_serve
 
 # matrix 9.1.0 × {apache, system} → apache 2.2.0, system 1.5.0; 8.15.5 → apache 2.1.0,
 # system 1.4.0; pinned nginx 1.0.0 (no query asks for nginx).
@@ -215,3 +218,17 @@ def test_a_tampered_signature_excludes_the_package_and_fails(public, tmp_path, t
     assert not (tmp_path / "b.tar").exists()
     assert not (tmp_path / "cache" / "packages" / "zeta-1.0.0.zip").exists()
     assert (tmp_path / "cache" / "packages" / "nginx-1.0.0.zip").is_file()  # the rest stays
+
+
+def test_the_cache_serves_as_a_staging_registry(public, created):
+    work, _ = created
+    with fleetgap_serve("--data", str(work / "cache"), env=run_env(), cwd=work, log_dir=work) as s:
+        found = httpx.get(f"{s.url}/search?kibana.version=9.1.0").json()
+        agent = httpx.get(f"{s.url}/downloads/{AGENT}")
+    # 9.1.0: of what was staged, apache 2.2.0 and system 1.5.0 are the newest that fit
+    assert sorted((p["name"], p["version"]) for p in found) == [
+        ("apache", "2.2.0"),
+        ("system", "1.5.0"),
+    ]
+    assert agent.status_code == 200
+    assert agent.content == (public.data / "downloads" / AGENT).read_bytes()
