@@ -56,6 +56,8 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (or, with dry_run, load and report). Returns the exit code."""
     logs.configure(settings)
     _log_startup(settings)
+    if settings.data_dir is not None and not settings.dry_run:
+        _finish_interrupted_load(settings.data_dir)
     granian = not use_uvicorn(settings)
     # With Granian and a persisted index, the workers load the index; this process only
     # makes sure the persisted index is current (a quick check when it is, a full load
@@ -400,6 +402,18 @@ class _UvicornServer:
 
     def run(self) -> None:
         self.server.run()
+
+
+def _finish_interrupted_load(data_dir: Path) -> None:
+    """A `bundle load` killed while publishing is rolled forward before serving."""
+    from fleetgap.bundle.load import journal_path, recover
+    from fleetgap.store import DataDir, exclusive
+
+    data = DataDir(data_dir)
+    if journal_path(data).is_file():
+        with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+            if (bundle_id := recover(data)) is not None:
+                log.info("Finished the interrupted load of bundle %s.", bundle_id)
 
 
 def _check_free(host: str, port: int, address: str) -> None:

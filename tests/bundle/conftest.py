@@ -1,82 +1,107 @@
-"""One loopback "public side" for the bundle tests: `fleetgap serve --data` playing Elastic's
-registry (signed package zips) and artifacts.elastic.co (/downloads/ with .sha512 and .asc),
-everything signed with a key generated here.
-
-The registry's content is chosen so that each Go distribution rule matters (spec: epr-api
-§12): several versions per package, a prerelease, Kibana conditions, spec (format_version)
-ranges; tests/bundle/test_resolve.py derives its expectations from this table by hand.
-"""
+"""A cache data dir with a signed package, a signed artifact and the key that signed them;
+bundles are written from it with write_bundle, as `bundle create` does."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
+import pysequoia
 import pytest
+from tests.builders import write_zip_package
 
+from fleetgap.bundle.manifest import FileEntry
 from fleetgap.pgp.keys import SecretKey
 from fleetgap.pgp.package_signatures import sign_package
-from fleetgap.pgp.signatures import sign_bytes
+from fleetgap.pgp.sha512 import sidecar_line
+from fleetgap.pgp.signatures import sign_file
+from fleetgap.store import DataDir
 
-from builders import package_files, write_zip_package
-from serving import fleetgap_serve
-
-# name, version, format_version, conditions.kibana.version
-PACKAGES = (
-    ("apache", "1.0.0", "2.0.0", "^7.17.0 || ^8.13.0"),
-    ("apache", "2.1.0", "2.0.0", "^8.15.0 || ^9.0.0"),
-    ("apache", "2.2.0", "3.0.0", "^9.1.0"),
-    ("apache", "3.0.0-beta1", "3.3.0", "^9.1.0"),
-    ("nginx", "1.0.0", "2.0.0", "^7.17.0"),
-    ("nginx", "2.0.0", "3.0.0", "^8.16.0 || ^9.0.0"),
-    ("system", "1.4.0", "3.0.0", "^8.15.0 || ^9.0.0"),
-    ("system", "1.5.0", "3.4.0", "^8.19.0 || ^9.1.0"),
-    ("zeta", "1.0.0", "3.0.0", "^8.13.0 || ^9.0.0"),
-)
-AGENT = "beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz"
-AGENT_BYTES = bytes(range(256)) * 10_000  # 2.5 MB: enough for --split 1MiB to make parts
+ARTIFACT = "downloads/beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz"
 
 
-@dataclass(frozen=True)
-class Public:
-    url: str  # registry address; artifacts under <url>/downloads/
-    data: Path  # what the server serves
-    key: SecretKey
-    key_file: Path  # the signing key's public half, armored
-    workdir: Path
-
-    @property
-    def downloads(self) -> str:
-        return f"{self.url}/downloads/"
-
-    def sha256(self, relative: str) -> str:
-        return hashlib.sha256((self.data / relative).read_bytes()).hexdigest()
-
-
-def write_public_data(data: Path, key: SecretKey) -> None:
-    for name, version, spec, kibana in PACKAGES:
-        fields = {"format_version": spec, "conditions.kibana.version": f'"{kibana}"'}
-        files = package_files(name, version, fields)
-        sign_package(write_zip_package(data / "packages", name, version, files), key)
-    agent = data / "downloads" / AGENT
-    agent.parent.mkdir(parents=True)
-    agent.write_bytes(AGENT_BYTES)
-    digest = hashlib.sha512(AGENT_BYTES).hexdigest()
-    Path(f"{agent}.sha512").write_text(f"{digest}  {agent.name}\n")
-    Path(f"{agent}.asc").write_bytes(sign_bytes(AGENT_BYTES, key))
-    (data / "keys").mkdir()
-    (data / "keys" / "GPG-KEY-elastic-agent").write_text(key.public_key.armored)
+def _key(uid: str) -> SecretKey:
+    return SecretKey(pysequoia.Tsk.generate(uid, cipher_suite=pysequoia.CipherSuite.RSA2k))
 
 
 @pytest.fixture(scope="session")
-def public(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("public")
-    key = SecretKey.generate("Elastic (test) <test@example.invalid>")
-    key_file = root / "elastic-test.asc"
-    key_file.write_text(key.public_key.armored)
-    data = root / "data"
-    write_public_data(data, key)
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    with fleetgap_serve("--data", str(data), env=env, cwd=root, log_dir=root) as server:
-        yield Public(server.url, data, key, key_file, root)
+def file_signer() -> SecretKey:
+    """Plays Elastic's key: signs packages and artifacts."""
+    return _key("test elastic <elastic@example.org>")
+
+
+@pytest.fixture(scope="session")
+def bundle_signer() -> SecretKey:
+    return _key("bundle signer <signer@example.org>")
+
+
+@pytest.fixture(scope="session")
+def stranger() -> SecretKey:
+    return _key("stranger <stranger@example.org>")
+
+
+@pytest.fixture(scope="session")
+def trust_files(tmp_path_factory, bundle_signer, stranger, file_signer) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("trust")
+    out = {}
+    for name, key in (("signer", bundle_signer), ("stranger", stranger), ("files", file_signer)):
+        out[name] = folder / f"{name}.asc"
+        out[name].write_text(key.public_key.armored)
+    out["signer-secret"] = folder / "signer-secret.asc"
+    out["signer-secret"].write_text(bundle_signer.armored)
+    return out
+
+
+def add_package(cache: DataDir, key: SecretKey, name: str, version: str) -> None:
+    zip_path = write_zip_package(cache.packages, name, version)
+    sign_package(zip_path, key)
+
+
+def add_artifact(cache: DataDir, key: SecretKey, relative: str, size: int = 300_000) -> None:
+    path = cache.root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(hashlib.sha512(relative.encode()).digest() * (size // 64))
+    path.with_name(path.name + ".sha512").write_text(sidecar_line(path))
+    sign_file(path, key)
+
+
+def make_cache(root: Path, key: SecretKey) -> DataDir:
+    cache = DataDir(root).ensure()
+    add_package(cache, key, "nginx", "1.2.0")
+    add_artifact(cache, key, ARTIFACT)
+    (cache.keys / "GPG-KEY-elastic-agent").write_text(key.public_key.armored)
+    return cache
+
+
+def entries(cache: DataDir, key: SecretKey, have: dict[str, str] | None = None):
+    """FileEntry for every file of the cache; those in `have` (path -> sha256) with the same
+    hash are not carried (a delta)."""
+    found = []
+    for path in sorted(p for p in cache.root.rglob("*") if p.is_file()):
+        relative = path.relative_to(cache.root).as_posix()
+        if relative.startswith("state/"):
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if relative.startswith("keys/"):
+            how, fingerprint = "pinned-fingerprint", key.fingerprint
+        elif relative.endswith((".sig", ".asc", ".sha512")):
+            how, fingerprint = "sidecar", None
+        elif relative.startswith("packages/"):
+            how, fingerprint = "openpgp-detached", key.fingerprint
+        else:
+            how, fingerprint = "sha512+openpgp-detached", key.fingerprint
+        carried = not (have and have.get(relative) == digest)
+        found.append(FileEntry(relative, path.stat().st_size, digest, how, fingerprint, carried))
+    return found
+
+
+def listing(root: Path) -> dict[str, str]:
+    """Every file under root (state/ left out) with its SHA-256."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.relative_to(root).as_posix().startswith("state/")
+    }
+
+
+from bundle.public_side import public  # noqa: E402, F401  (the loopback public side)

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bundle.conftest import AGENT
+from bundle.public_side import AGENT
 from bundle.tests_env import run_env
-from fleetgap.bundle.reader import read_bundle
+from fleetgap.bundle.reader import BundleReader, find_parts
 from fleetgap.pgp.signatures import sign_bytes
 
 from serving import fleetgap_serve
@@ -23,6 +23,11 @@ from serving import fleetgap_serve
 # matrix 9.1.0 × {apache, system} → apache 2.2.0, system 1.5.0; 8.15.5 → apache 2.1.0,
 # system 1.4.0; pinned nginx 1.0.0 (no query asks for nginx).
 PACKAGES = ["apache-2.1.0", "apache-2.2.0", "nginx-1.0.0", "system-1.4.0", "system-1.5.0"]
+
+
+def read_manifest(parts: list[Path]):
+    with BundleReader(find_parts(parts)) as reader:
+        return reader.manifest
 
 
 def fleetgap(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -174,11 +179,11 @@ def test_since_makes_a_delta_carrying_only_what_is_new(public, created):
         "--since", "receipt.json", "--key", str(public.key_file), "--json", cwd=work,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    result = read_bundle([work / "delta.tar"], trust_keys=[])
-    carried = {e.path for e in result.manifest.files if e.in_bundle}
+    result = read_manifest([work / "delta.tar"])
+    carried = {e.path for e in result.files if e.in_bundle}
     assert carried == {"packages/system-1.5.0.zip", "packages/system-1.5.0.zip.sig"}
-    assert {e.path for e in result.manifest.files} == expected_paths()
-    assert result.manifest.delta is True
+    assert {e.path for e in result.files} == expected_paths()
+    assert result.delta is True
 
 
 def test_split_writes_parts(public, created):
@@ -191,8 +196,8 @@ def test_split_writes_parts(public, created):
     parts = sorted(work.glob("split.tar.*"))
     assert len(parts) >= 3  # the 2.5 MB agent alone spans three 1 MiB parts
     assert all(p.stat().st_size <= (1 << 20) + 512 for p in parts)
-    result = read_bundle(parts, trust_keys=[])
-    assert {e.path for e in result.manifest.files} == expected_paths()
+    result = read_manifest(parts)
+    assert {e.path for e in result.files} == expected_paths()
 
 
 @pytest.fixture

@@ -1,18 +1,18 @@
-"""Read a bundle as a stream: every byte once, every member checked against the manifest.
+"""Read a bundle as a stream: its parts in order, the manifest first, then each member.
 
-Memory stays bounded: members go by in chunks (to a staging folder, or nowhere when only
-verifying). Each check is reported as a `Check`, one line each for auditors.
-
-Not yet here (issue #9): the `.sig`/`.sha512`/`.asc` checks of packages and artifacts
-against the carried and pinned keys; today the members are checked by SHA-256 against the
-(signed) manifest only.
+Nothing is extracted by tarfile: each member is checked against the manifest (a regular
+file, a name the manifest lists, in the manifest's order, with its size) and handed to the
+caller as chunks, hashed on the way (`BundleError` names the member whose SHA-256 differs).
+The payload's part trailers are checked as each part's last byte is read, and the bytes
+after the tar are read too, so `finish` fails on a damaged part even where tar never looked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,146 +20,218 @@ from fleetgap.bundle.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     SIGNATURE_NAME,
+    FileEntry,
     Manifest,
     decode_manifest,
 )
-from fleetgap.bundle.parts import PartError, PayloadReader, open_parts
+from fleetgap.bundle.parts import Part, PartError, PayloadReader, read_trailer
 from fleetgap.errors import FleetgapError
-from fleetgap.pgp.keys import PublicKey
-from fleetgap.pgp.signatures import SignatureError, verify_bytes
 
 _CHUNK = 1 << 20
+MAX_SIGNATURE_BYTES = 1 << 20
 
 
 class BundleError(FleetgapError):
-    """A bundle that fails a check; the message names the member or part."""
+    """A bundle that must not be used; the message names the part or member."""
 
 
-@dataclass(frozen=True)
-class Check:
-    subject: str
-    method: str
-    detail: str
-
-    def line(self) -> str:
-        return f"ok  {self.subject}: {self.method}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    manifest: Manifest
-    signer: PublicKey | None
-    checks: tuple[Check, ...]
-
-
-def read_bundle(
-    paths: Sequence[Path],
-    *,
-    trust_keys: Sequence[PublicKey] = (),
-    report: Callable[[Check], None] = lambda check: None,
-) -> ReadResult:
-    """Stream the bundle, checking it all; raises BundleError/PartError at the first problem
-    (with the damaged part named too, so that it can be re-sent alone)."""
-    parts = open_parts(paths)
-    reader = PayloadReader(parts)
-    checks: list[Check] = []
-
-    def note(check: Check) -> None:
-        checks.append(check)
-        report(check)
-
-    try:
-        manifest, signer = _read_all(reader, trust_keys, note, str(parts[0].path))
-        reader.drain()
-    except (BundleError, tarfile.TarError, EOFError) as exc:
-        damaged = reader.damaged_parts()
-        problem = str(exc) if isinstance(exc, BundleError) else ""
-        if damaged:
-            raise PartError(f"{problem}; {damaged[0]}" if problem else damaged[0]) from None
-        if isinstance(exc, BundleError):
-            raise
-        raise BundleError(f"{parts[0].path}: not a valid bundle tar: {exc}") from None
-    finally:
-        reader.close()
-    if manifest.bundle_id != parts[0].trailer.bundle_id:
-        raise BundleError(f"{parts[0].path}: its trailer names another bundle than its manifest")
+def find_parts(files: Sequence[Path]) -> list[Part]:
+    """The parts of one bundle, in order. Each argument is a bundle file, a part (FILE.001),
+    or the name the parts share (FILE for FILE.001, FILE.002, …)."""
+    paths: list[Path] = []
+    for given in map(Path, files):
+        if given.exists() or not given.with_name(given.name + ".001").exists():
+            paths.append(given)
+            continue
+        paths.extend(sorted(given.parent.glob(f"{glob_escape(given.name)}.[0-9][0-9][0-9]*")))
+    if not paths:
+        raise BundleError("no bundle file given")
+    parts = [read_trailer(path) for path in dict.fromkeys(paths)]
+    first = parts[0].trailer
     for part in parts:
-        note(Check(str(part.path), "part sha256", f"{part.trailer.payload_sha256} matches"))
-    return ReadResult(manifest, signer, tuple(checks))
+        if part.trailer.bundle_id != first.bundle_id:
+            raise BundleError(
+                f"{part.path} is from bundle {part.trailer.bundle_id}, {parts[0].path} from "
+                f"bundle {first.bundle_id}: parts of two different bundles"
+            )
+        if part.trailer.parts != first.parts:
+            raise BundleError(f"{part.path}: its trailer disagrees on the number of parts")
+    by_index: dict[int, Part] = {}
+    for part in parts:
+        if part.trailer.part in by_index:
+            raise BundleError(
+                f"{part.path} and {by_index[part.trailer.part].path} are both "
+                f"part {part.trailer.part}"
+            )
+        by_index[part.trailer.part] = part
+    missing = [index for index in range(1, first.parts + 1) if index not in by_index]
+    if missing:
+        stem = _stem(parts[0].path)
+        names = ", ".join(f"{stem}.{index:03d}" for index in missing)
+        raise BundleError(f"bundle {first.bundle_id} has {first.parts} parts; missing: {names}")
+    return [by_index[index] for index in range(1, first.parts + 1)]
 
 
-def _read_all(reader, trust_keys, note, name) -> tuple[Manifest, PublicKey | None]:
-    with tarfile.open(fileobj=reader, mode="r|") as tar:
-        first = tar.next()
-        if first is None or first.name != MANIFEST_NAME or not first.isreg():
-            raise BundleError(f"{name}: the first member is not {MANIFEST_NAME}")
-        if first.size > MAX_MANIFEST_BYTES:
-            raise BundleError(f"{MANIFEST_NAME} is {first.size} bytes: too large")
-        manifest_bytes = _read_member(tar, first)
-        member = tar.next()
-        signature = None
-        if member is not None and member.name == SIGNATURE_NAME and member.isreg():
-            signature = _read_member(tar, member)
-            member = tar.next()
-        signer = _check_signature(manifest_bytes, signature, trust_keys, note)
-        manifest = decode_manifest(manifest_bytes)
-        seen: set[str] = set()
-        while member is not None:
-            _check_member(tar, member, manifest, seen, note)
-            member = tar.next()
-        missing = [e.path for e in manifest.carried if e.path not in seen]
-        if missing:
-            raise BundleError(f"{missing[0]} is in the manifest but not in the bundle")
-    return manifest, signer
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
-def _check_signature(data, signature, trust_keys, note) -> PublicKey | None:
-    if signature is None:
-        if trust_keys:
-            raise BundleError(f"{MANIFEST_NAME} is unsigned, but a trusted key was given")
-        note(Check(MANIFEST_NAME, "openpgp-detached", "unsigned (not checked)"))
-        return None
-    if not trust_keys:
-        note(Check(MANIFEST_NAME, "openpgp-detached", "signed, not checked (no --trust-key)"))
-        return None
-    try:
-        key = verify_bytes(data, signature, list(trust_keys))
-    except SignatureError as exc:
-        raise BundleError(f"{SIGNATURE_NAME}: not signed by a trusted key: {exc}") from None
-    note(Check(MANIFEST_NAME, f"openpgp-detached {SIGNATURE_NAME}", f"key {key.fingerprint}"))
-    return key
+def _stem(path: Path) -> Path:
+    match = re.fullmatch(r"(.*)\.\d{3,}", path.name)
+    return path.with_name(match.group(1)) if match else path
 
 
-def _check_member(tar, member: tarfile.TarInfo, manifest: Manifest, seen, note) -> None:
-    name = member.name
-    if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-        kind = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link",
-                tarfile.CHRTYPE: "a device", tarfile.BLKTYPE: "a device",
-                tarfile.DIRTYPE: "a directory", tarfile.FIFOTYPE: "a FIFO"}  # fmt: skip
-        raise BundleError(f"member {name!r} is {kind.get(member.type, 'not a regular file')}")
-    if name.startswith("/") or ".." in name.split("/"):
-        raise BundleError(f"member {name!r} has an unsafe path (absolute or '..')")
-    entry = manifest.entry(name)
-    if entry is None or not entry.in_bundle:
-        raise BundleError(f"member {name!r} is not in the manifest")
-    if name in seen:
-        raise BundleError(f"member {name!r} appears twice")
-    seen.add(name)
-    if member.size != entry.size:
-        raise BundleError(f"{name} is {member.size} bytes, the manifest says {entry.size}")
-    digest = hashlib.sha256()
-    handle = tar.extractfile(member)
-    assert handle is not None
-    while chunk := handle.read(_CHUNK):
-        digest.update(chunk)
-    if digest.hexdigest() != entry.sha256:
-        raise BundleError(
-            f"{name}: SHA-256 {digest.hexdigest()} differs from the manifest's {entry.sha256}"
-        )
-    note(Check(name, "sha256", f"{entry.sha256} matches the manifest"))
+@dataclass(frozen=True)
+class Member:
+    entry: FileEntry
+    chunks: Iterator[bytes]  # the member's bytes; its SHA-256 is checked at the end
 
 
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    handle = tar.extractfile(member)
-    assert handle is not None
-    return handle.read()
+class BundleReader:
+    """`with BundleReader(parts) as reader:` reader.manifest, reader.signature, then
+    `for member in reader.members():` consume `member.chunks` fully, then `reader.finish()`."""
+
+    def __init__(self, parts: Sequence[Part]) -> None:
+        self.parts = list(parts)
+        self.payload = PayloadReader(self.parts)
+        self.manifest_bytes = b""
+        self.signature: bytes | None = None
+        self._pending: tarfile.TarInfo | None = None
+        self._seen: set[str] = set()
+        try:
+            self._tar = tarfile.open(fileobj=self.payload, mode="r|", bufsize=_CHUNK)  # noqa: SIM115
+            first = self._next()
+            if first is None or first.name != MANIFEST_NAME:
+                found = "nothing" if first is None else repr(first.name)
+                raise BundleError(
+                    f"{self._where()}: the first member is {found}, not {MANIFEST_NAME}"
+                )
+            self.manifest_bytes = self._small(first, MAX_MANIFEST_BYTES)
+            second = self._next()
+            if second is not None and second.name == SIGNATURE_NAME:
+                self.signature = self._small(second, MAX_SIGNATURE_BYTES)
+            else:
+                self._pending = second
+        except BaseException as exc:
+            raise self._explained(exc) from None
+        try:
+            self.manifest: Manifest = decode_manifest(self.manifest_bytes)
+        except FleetgapError as exc:
+            raise BundleError(self._with_damage(f"{self._where()}: {exc}")) from None
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.payload.close()
+
+    def members(self) -> Iterator[Member]:
+        """Every carried file, in the manifest's order."""
+        for entry in self.manifest.carried:
+            try:
+                info = self._pending if self._pending is not None else self._next()
+                self._pending = None
+            except BaseException as exc:
+                raise self._explained(exc) from None
+            if info is None:
+                raise BundleError(
+                    self._with_damage(
+                        f"{self._where()}: truncated: {entry.path} and what follows it in the "
+                        "manifest are not in the bundle"
+                    )
+                )
+            if info.name != entry.path:
+                if self.manifest.entry(info.name) is None:
+                    raise BundleError(
+                        f"{self._where()}: member {info.name!r} is not in the manifest"
+                    )
+                raise BundleError(
+                    f"{self._where()}: member {info.name} is out of the "
+                    f"manifest's order (expected {entry.path})"
+                )
+            if info.size != entry.size:
+                raise BundleError(
+                    f"{self._where()}: member {info.name} is {info.size} bytes, "
+                    f"the manifest says {entry.size}"
+                )
+            yield Member(entry, self._chunks(info, entry))
+
+    def finish(self) -> None:
+        """No member after the last one, and every byte of every part read and checked."""
+        try:
+            extra = self._pending if self._pending is not None else self._next()
+            if extra is not None:
+                what = (
+                    "not in the manifest"
+                    if self.manifest.entry(extra.name) is None
+                    else ("a second time")
+                )
+                raise BundleError(f"{self._where()}: member {extra.name!r} is {what}")
+            self.payload.drain()
+        except BaseException as exc:
+            raise self._explained(exc) from None
+
+    def _chunks(self, info: tarfile.TarInfo, entry: FileEntry) -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        try:
+            handle = self._tar.extractfile(info)
+            assert handle is not None
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+                yield chunk
+        except BaseException as exc:
+            raise self._explained(exc) from None
+        if digest.hexdigest() != entry.sha256:
+            raise BundleError(
+                self._with_damage(
+                    f"{self._where()}: {entry.path} does not match the manifest (SHA-256 "
+                    f"{digest.hexdigest()}, the manifest says {entry.sha256})"
+                )
+            )
+
+    def _next(self) -> tarfile.TarInfo | None:
+        info = self._tar.next()
+        if info is None:
+            return None
+        name = info.name
+        if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+            raise BundleError(f"{self._where()}: member {name!r} has an absolute or '..' path")
+        if info.issym() or info.islnk():
+            raise BundleError(
+                f"{self._where()}: member {name!r} is a link "
+                f"(to {info.linkname!r}); a bundle holds only files"
+            )
+        if not info.isreg():
+            raise BundleError(
+                f"{self._where()}: member {name!r} is not a regular file (device, fifo or folder)"
+            )
+        if name in self._seen:
+            raise BundleError(f"{self._where()}: member {name!r} appears twice")
+        self._seen.add(name)
+        return info
+
+    def _small(self, info: tarfile.TarInfo, limit: int) -> bytes:
+        if info.size > limit:
+            raise BundleError(f"{self._where()}: {info.name} is {info.size} bytes, over {limit}")
+        handle = self._tar.extractfile(info)
+        assert handle is not None
+        return handle.read()
+
+    def _where(self) -> str:
+        if len(self.parts) == 1:
+            return str(self.parts[0].path)
+        return f"bundle {_stem(self.parts[0].path)} ({len(self.parts)} parts)"
+
+    def _explained(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, PartError | BundleError) or not isinstance(exc, Exception):
+            return exc
+        if isinstance(exc, tarfile.TarError | EOFError):
+            return BundleError(
+                self._with_damage(f"{self._where()}: not a readable tar stream: {exc}")
+            )
+        return exc
+
+    def _with_damage(self, message: str) -> str:
+        """A damaged part explains most failures: name it."""
+        damaged = self.payload.damaged_parts()
+        return f"{damaged[0]} ({message})" if damaged else message

@@ -1,9 +1,5 @@
-"""Receipts: what a closed-side data directory holds, for `bundle create --since`.
-
-`fleetgap bundle receipt --data DIR` prints the holding of DIR's packages/, downloads/ and
-keys/ (paths, sizes, SHA-256) and the bundles loaded there (DIR/state/receipts/). Format in
-docs/bundle-format.md and the bundle contract.
-"""
+"""Receipts: one per loaded bundle under DATA/state/receipts/, and the holding receipt that
+`fleetgap bundle receipt` prints for `bundle create --since` (see docs/bundle-format.md)."""
 
 from __future__ import annotations
 
@@ -16,78 +12,99 @@ from typing import Any
 
 from fleetgap.bundle.manifest import TOP_FOLDERS
 from fleetgap.errors import FleetgapError
+from fleetgap.pgp.keys import SecretKey
+from fleetgap.pgp.signatures import sign_bytes
 from fleetgap.store import DataDir, is_temporary_name
 
-RECEIPT_FORMAT = "fleetgap-receipt"
-
-
-@dataclass(frozen=True)
-class HeldFile:
-    path: str
-    sha256: str
-    size: int
+FORMAT = "fleetgap-receipt"
 
 
 @dataclass(frozen=True)
 class Receipt:
     generated: str
-    bundles: tuple[dict[str, Any], ...]  # {"bundle_id", "sequence"}
-    files: tuple[HeldFile, ...]
+    bundles: tuple[dict[str, Any], ...]
+    files: tuple[dict[str, Any], ...]  # {"path", "sha256", "size"}
+    signer: str | None = None
 
-    def by_path(self) -> dict[str, HeldFile]:
-        return {held.path: held for held in self.files}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "format": RECEIPT_FORMAT,
-            "format_version": 1,
-            "generated": self.generated,
-            "bundles": list(self.bundles),
-            "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],
-        }
+    @property
+    def by_path(self) -> dict[str, dict[str, Any]]:
+        return {item["path"]: item for item in self.files}
 
 
-def holding_receipt(data: DataDir) -> Receipt:
-    """Every file DIR serves (packages/, downloads/, keys/), hashed, and the loaded bundles."""
+def receipts_dir(data: DataDir) -> Path:
+    return data.state / "receipts"
+
+
+def loaded_receipts(data: DataDir) -> list[dict[str, Any]]:
+    """Receipts of loaded bundles, oldest sequence first."""
+    folder = receipts_dir(data)
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        found.append(json.loads(path.read_text()))
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def holding(data: DataDir) -> list[dict[str, Any]]:
+    """Every file under packages/, downloads/ and keys/ with its SHA-256 and size."""
     files = []
-    for folder in TOP_FOLDERS:
-        top = data.root / folder
-        for path in sorted(top.rglob("*")) if top.is_dir() else ():
-            relative = path.relative_to(data.root).as_posix()
-            if not path.is_file() or any(is_temporary_name(p) for p in relative.split("/")):
+    for top in TOP_FOLDERS:
+        folder = data.root / top
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
+            relative = path.relative_to(data.root)
+            if not path.is_file() or any(is_temporary_name(p) for p in relative.parts):
                 continue
-            with open(path, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            files.append(HeldFile(relative, digest, path.stat().st_size))
-    bundles = []
-    receipts = data.state / "receipts"
-    for path in sorted(receipts.glob("*.json")) if receipts.is_dir() else ():
-        loaded = json.loads(path.read_text())
-        bundles.append({"bundle_id": loaded["bundle_id"], "sequence": loaded["sequence"]})
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Receipt(now, tuple(bundles), tuple(files))
+            files.append(
+                {
+                    "path": relative.as_posix(),
+                    "sha256": sha256_file(path),
+                    "size": path.stat().st_size,
+                }
+            )
+    return files
+
+
+def make_receipt(data: DataDir, sign_key: SecretKey | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": 1,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "bundles": [
+            {"bundle_id": r["bundle_id"], "sequence": r["sequence"]} for r in loaded_receipts(data)
+        ],
+        "files": holding(data),
+        "signer": sign_key.fingerprint if sign_key is not None else None,
+    }
+    if sign_key is not None:
+        body["signature"] = sign_bytes(_signed_bytes(body), sign_key).decode()
+    return body
+
+
+def _signed_bytes(body: dict[str, Any]) -> bytes:
+    """What a receipt's signature covers: the JSON without its signature, keys sorted."""
+    unsigned = {k: v for k, v in body.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
 
 
 def read_receipt(path: Path) -> Receipt:
-    """A receipt file as `bundle receipt` writes it; FleetgapError naming what is wrong."""
     try:
         raw = json.loads(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise FleetgapError(f"cannot read receipt {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise FleetgapError(f"{path}: not a receipt (not JSON: {exc})") from None
-    if not isinstance(raw, dict) or raw.get("format") != RECEIPT_FORMAT:
-        raise FleetgapError(f"{path}: not a fleetgap receipt")
-    if raw.get("format_version") != 1:
-        raise FleetgapError(f"{path}: receipt format_version {raw.get('format_version')!r}")
-    try:
-        files = tuple(
-            HeldFile(str(f["path"]), str(f["sha256"]), int(f["size"])) for f in raw["files"]
-        )
-        bundles = tuple(
-            {"bundle_id": str(b["bundle_id"]), "sequence": int(b["sequence"])}
-            for b in raw["bundles"]
-        )
-        return Receipt(str(raw["generated"]), bundles, files)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FleetgapError(f"{path}: receipt field missing or of the wrong type: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise FleetgapError(f"{path}: not a readable receipt: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("format_version") != 1:
+        raise FleetgapError(f"{path}: not a fleetgap receipt (format {FORMAT}, version 1)")
+    files = raw.get("files")
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and {"path", "sha256", "size"} <= set(f) for f in files
+    ):
+        raise FleetgapError(f"{path}: receipt files must be a list of path, sha256, size")
+    return Receipt(
+        str(raw.get("generated", "")),
+        tuple(raw.get("bundles") or ()),
+        tuple(files),
+        raw.get("signer"),
+    )

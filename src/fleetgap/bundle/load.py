@@ -1,0 +1,271 @@
+"""Load a bundle into a data directory: all of it or nothing, even across kill -9.
+
+1. Under the data dir's lock, `recover` first (a journal left by a killed load is rolled
+   forward; incoming folders without a journal are removed).
+2. Pre-checks on the verified manifest: already loaded (a no-op), downgrade, a delta's
+   prerequisites, files at the same path with other content (refused: load never replaces
+   or deletes what it did not bring).
+3. Stream every member into DATA/state/incoming/<bundle_id>/ while checking it (verify.py).
+4. Write the journal (the moves, the receipt, the audit record; fsync), publish (sidecars,
+   signatures and keys before the files they verify; os.replace), receipt, audit line,
+   remove the journal, then `bump_generation` last so servers rescan once.
+
+Test hook: env FLEETGAP_TEST_PAUSE_AT=stream|publish makes load sleep 60 s after the first
+streamed member or after the first published move, so a test can kill -9 it there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fleetgap import __version__
+from fleetgap.bundle.manifest import FileEntry, member_rank
+from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
+from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
+from fleetgap.errors import FleetgapError
+from fleetgap.store import DataDir, atomic_write_bytes, bump_generation, exclusive
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    bundle_id: str
+    sequence: int
+    status: str  # loaded | already loaded | dry run
+    published: tuple[str, ...]
+    checks: tuple[Check, ...]
+
+
+class _AlreadyLoaded(Exception):
+    pass
+
+
+def journal_path(data: DataDir) -> Path:
+    return data.state / "load-journal.json"
+
+
+def load(
+    files: Sequence[Path],
+    data: DataDir,
+    trust: Trust,
+    *,
+    allow_downgrade: bool = False,
+    dry_run: bool = False,
+) -> LoadResult:
+    if dry_run:
+        return _load(files, data, trust, allow_downgrade, dry_run)
+    data.ensure()
+    with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+        recover(data)
+        return _load(files, data, trust, allow_downgrade, dry_run)
+
+
+def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bool):
+    incoming: Path | None = None
+    keep: list[str] = []  # carried files already present with the same content
+
+    def before_files(verified: Verified) -> None:
+        nonlocal incoming
+        manifest = verified.manifest
+        receipts = loaded_receipts(data)
+        if any(r["bundle_id"] == manifest.bundle_id for r in receipts):
+            raise _AlreadyLoaded()
+        newest = max((r["sequence"] for r in receipts), default=None)
+        if newest is not None and manifest.sequence < newest and not allow_downgrade:
+            raise FleetgapError(
+                f"bundle {manifest.bundle_id} has sequence {manifest.sequence}, "
+                f"lower than the newest loaded ({newest}); refused as a "
+                "downgrade (--allow-downgrade to load it anyway)"
+            )
+        _check_prerequisites(data, manifest.files, receipts, manifest.bundle_id)
+        keep.extend(_check_conflicts(data, manifest.carried))
+        if not dry_run:
+            incoming = data.incoming / manifest.bundle_id
+            shutil.rmtree(incoming, ignore_errors=True)
+            incoming.mkdir(parents=True)
+
+    def sink(entry: FileEntry, chunks: Iterator[bytes]) -> None:
+        if incoming is None:
+            for _ in chunks:
+                pass
+            return
+        target = incoming / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _pause("stream")
+
+    try:
+        verified = verify_bundle(
+            files, trust, sink=sink, before_files=before_files, present=data.root
+        )
+    except _AlreadyLoaded:
+        from fleetgap.bundle.reader import find_parts
+
+        trailer = find_parts(files)[0].trailer
+        return LoadResult(trailer.bundle_id, -1, "already loaded", (), ())
+    except OSError as exc:
+        _discard(incoming)
+        raise FleetgapError(
+            f"cannot write into {data.incoming}: {exc.strerror or exc} (nothing was published)"
+        ) from None
+    except BaseException:
+        _discard(incoming)
+        raise
+    manifest = verified.manifest
+    moves = [e.path for e in sorted(manifest.carried, key=_publish_order) if e.path not in keep]
+    if dry_run:
+        return LoadResult(
+            manifest.bundle_id, manifest.sequence, "dry run", tuple(moves), tuple(verified.checks)
+        )
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    receipt = {
+        "bundle_id": manifest.bundle_id,
+        "sequence": manifest.sequence,
+        "created": manifest.created,
+        "loaded_at": now,
+        "fleetgap_version": __version__,
+        "delta": manifest.delta,
+        "signer": verified.signer,
+        "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in manifest.files],
+    }
+    audit = {
+        "event": "bundle load",
+        "bundle_id": manifest.bundle_id,
+        "at": now,
+        "sequence": manifest.sequence,
+        "signer": verified.signer,
+        "published": moves,
+        "already_present": keep,
+        "checks": [c.as_dict() for c in verified.checks],
+    }
+    journal = {"bundle_id": manifest.bundle_id, "moves": moves, "receipt": receipt, "audit": audit}
+    atomic_write_bytes(journal_path(data), json.dumps(journal).encode())
+    _roll_forward(data, journal)
+    return LoadResult(
+        manifest.bundle_id, manifest.sequence, "loaded", tuple(moves), tuple(verified.checks)
+    )
+
+
+def recover(data: DataDir) -> str | None:
+    """Finish a load that was killed after its journal was written; else drop stale
+    incoming folders. Returns the bundle id rolled forward, if any."""
+    journal = journal_path(data)
+    if journal.is_file():
+        record = json.loads(journal.read_text())
+        _roll_forward(data, record)
+        return record["bundle_id"]
+    if data.incoming.is_dir():
+        for folder in data.incoming.iterdir():
+            if folder.is_dir() and len(folder.name) == 32:
+                shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _roll_forward(data: DataDir, journal: dict[str, Any]) -> None:
+    bundle_id = journal["bundle_id"]
+    incoming = data.incoming / bundle_id
+    for index, path in enumerate(journal["moves"]):
+        source = incoming / path
+        if source.is_file():  # else moved before the crash
+            target = data.root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+        if index == 0:
+            _pause("publish")
+    receipt = journal["receipt"]
+    name = f"{receipt['sequence']:012d}-{bundle_id}.json"
+    receipt_file = receipts_dir(data) / name
+    audit_file = data.state / "audit.jsonl"
+    if not receipt_file.is_file():
+        audited = audit_file.is_file() and f'"bundle_id": "{bundle_id}"' in audit_file.read_text()
+        if not audited:
+            with open(audit_file, "a") as handle:
+                handle.write(json.dumps(journal["audit"], sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        atomic_write_bytes(receipt_file, json.dumps(receipt, indent=1).encode() + b"\n")
+    journal_path(data).unlink(missing_ok=True)
+    shutil.rmtree(incoming, ignore_errors=True)
+    bump_generation(data, bundle_id)
+
+
+def _check_prerequisites(data: DataDir, files, receipts, bundle_id: str) -> None:
+    """A delta relies on files it does not carry: each must be there, unchanged."""
+    problems = []
+    for entry in files:
+        if entry.in_bundle:
+            continue
+        path = data.root / entry.path
+        state = (
+            "missing"
+            if not path.is_file()
+            else ("different" if sha256_file(path) != entry.sha256 else None)
+        )
+        if state is None:
+            continue
+        brought = next(
+            (
+                r
+                for r in reversed(receipts)
+                if any(f["path"] == entry.path and f["sha256"] == entry.sha256 for f in r["files"])
+            ),
+            None,
+        )
+        origin = (
+            f"brought by bundle {brought['bundle_id']} (sequence {brought['sequence']})"
+            if brought
+            else "brought by no bundle loaded here"
+        )
+        problems.append(f"{entry.path} is {state} ({origin})")
+    if problems:
+        raise FleetgapError(
+            f"delta bundle {bundle_id} relies on files this data directory does "
+            f"not hold as it expects: {'; '.join(problems)}; load the bundle(s) "
+            "named first, or a full bundle"
+        )
+
+
+def _check_conflicts(data: DataDir, carried) -> list[str]:
+    """Carried files already present: the same content is kept as is; other content at the
+    same path is refused (load never replaces what it did not bring)."""
+    same, different = [], []
+    for entry in carried:
+        path = data.root / entry.path
+        if path.is_symlink() or path.is_dir():
+            different.append(entry.path)
+        elif path.is_file():
+            (same if sha256_file(path) == entry.sha256 else different).append(entry.path)
+    if different:
+        raise FleetgapError(
+            f"{data.root} already holds other content at: "
+            f"{', '.join(different)}; refused (load never replaces a file); "
+            "move those aside and load again"
+        )
+    return same
+
+
+def _publish_order(entry: FileEntry) -> tuple[int, str]:
+    # keys, then sidecars/signatures, then the files they verify
+    return (member_rank(entry.path), entry.path)
+
+
+def _discard(incoming: Path | None) -> None:
+    if incoming is not None:
+        shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _pause(point: str) -> None:
+    if os.environ.get("FLEETGAP_TEST_PAUSE_AT") == point:
+        print(f"paused at {point}", flush=True)
+        time.sleep(60)

@@ -1,0 +1,304 @@
+"""Check every hash and signature of a bundle while it streams by, once.
+
+The manifest's signature against the trusted signers (`--trust-key`, or the operator's keys in
+DATA/state/bundle-signers/); each carried file's SHA-256 and size against the manifest (the
+reader); each key file against its pinned fingerprint; each package zip against its `.sig`
+and each artifact against its `.sha512` and `.asc`, as Kibana and the agent check them.
+
+Keys for packages and artifacts: `--key` files, a carried key with Elastic's pinned
+fingerprint, Elastic's key already in DATA/keys/, and — only when the manifest's signature
+verified with a trusted signer, who vouches for them — every other key the bundle carries.
+Sidecars and keys come before the files they check (manifest.sorted_entries), so they are
+held in memory (each at most 1 MiB) and every file is read exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from fleetgap.bundle.manifest import SIGNATURE_NAME, FileEntry, Manifest
+from fleetgap.bundle.reader import MAX_SIGNATURE_BYTES, BundleError, BundleReader, find_parts
+from fleetgap.errors import FleetgapError
+from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key
+from fleetgap.pgp.sha512 import compare_sha512, sidecar_sha512
+from fleetgap.pgp.signatures import (
+    SignedData,
+    SignedDigests,
+    check_signers,
+    parse_detached_signature,
+    verify_bytes,
+    verify_digests,
+)
+
+# A sink consumes a member's chunks (load writes them to DATA/state/incoming/).
+Sink = Callable[[FileEntry, Iterator[bytes]], None]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line for auditors: what was checked, how, with which key."""
+
+    what: str
+    how: str
+    key: str | None = None
+
+    def line(self) -> str:
+        return f"ok {self.what}: {self.how}" + (f" [key {self.key}]" if self.key else "")
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"what": self.what, "how": self.how, "key": self.key}
+
+
+@dataclass(frozen=True)
+class Trust:
+    signers: Sequence[PublicKey] = ()  # who may sign a manifest
+    file_keys: Sequence[PublicKey] = ()  # --key: extra keys for packages and artifacts
+    allow_unsigned: bool = False
+
+
+@dataclass
+class Verified:
+    manifest: Manifest
+    signer: str | None = None
+    checks: list[Check] = field(default_factory=list)
+
+
+def verify_bundle(
+    files: Sequence[Path],
+    trust: Trust,
+    *,
+    sink: Sink | None = None,
+    before_files: Callable[[Verified], None] | None = None,
+    on_check: Callable[[Check], None] | None = None,
+    present: Path | None = None,
+) -> Verified:
+    """Read the whole bundle; raises BundleError (or another FleetgapError) at the first
+    problem. `before_files` sees the verified manifest before any file is read (load's
+    pre-checks); `sink` receives each file's bytes as they are checked. A delta's keys and
+    sidecars that it does not carry are read from `present` (a data dir) if there unchanged."""
+    parts = find_parts(files)
+    with BundleReader(parts) as reader:
+        result = Verified(reader.manifest)
+
+        def note(check: Check) -> None:
+            result.checks.append(check)
+            if on_check is not None:
+                on_check(check)
+
+        signer = _check_manifest_signature(reader, trust)
+        result.signer = signer.fingerprint if signer is not None else None
+        note(
+            Check(
+                "manifest.json",
+                f"{len(reader.manifest_bytes)} bytes, format version "
+                f"{reader.manifest.format_version}, bundle {reader.manifest.bundle_id}, "
+                f"sequence {reader.manifest.sequence}",
+            )
+        )
+        if signer is not None:
+            note(
+                Check(
+                    SIGNATURE_NAME,
+                    "OpenPGP detached signature of manifest.json by a trusted signer",
+                    signer.fingerprint,
+                )
+            )
+        else:
+            note(Check(SIGNATURE_NAME, "none: bundle is unsigned, loaded with --allow-unsigned"))
+        if before_files is not None:
+            before_files(result)
+        checker = _FileChecker(trust, vouched=signer is not None)
+        if present is not None:
+            for check in checker.held_elsewhere(reader.manifest, present):
+                note(check)
+        for member in reader.members():
+            chunks = checker.chunks(member.entry, member.chunks)
+            if sink is not None:
+                sink(member.entry, chunks)
+            else:
+                for _ in chunks:
+                    pass
+            for check in checker.checks_for(member.entry):
+                note(check)
+        reader.finish()
+        for part in parts:
+            t = part.trailer
+            note(
+                Check(
+                    part.path.name,
+                    f"part {t.part} of {t.parts}: {t.payload_size} bytes, "
+                    f"SHA-256 {t.payload_sha256} as its trailer says",
+                )
+            )
+        for entry in reader.manifest.files:
+            if not entry.in_bundle:
+                note(
+                    Check(
+                        entry.path,
+                        "not carried (delta): must already be in the data "
+                        f"directory with SHA-256 {entry.sha256}",
+                    )
+                )
+    return result
+
+
+def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey | None:
+    where = reader._where()
+    if reader.signature is None:
+        if trust.allow_unsigned:
+            return None
+        raise BundleError(
+            f"{where}: the bundle is not signed; use --allow-unsigned only if "
+            "you trust how it reached you"
+        )
+    if not trust.signers:
+        try:
+            issuer = parse_detached_signature(reader.signature).issuer_key_id
+        except FleetgapError:
+            issuer = "unknown"
+        raise BundleError(
+            f"{where}: signed by key ID {issuer}, but no trusted signer: give "
+            "--trust-key KEY (or put it in DATA/state/bundle-signers/)"
+        )
+    try:
+        return verify_bytes(reader.manifest_bytes, reader.signature, trust.signers)
+    except FleetgapError as exc:
+        raise BundleError(
+            reader._with_damage(
+                f"{where}: manifest signature does not verify with the trusted signer(s): {exc}"
+            )
+        ) from None
+
+
+class _FileChecker:
+    """Per file: the hashes its signature needs, fed from the same chunks as the SHA-256."""
+
+    def __init__(self, trust: Trust, *, vouched: bool) -> None:
+        self.trust = trust
+        self.vouched = vouched
+        self.small: dict[str, bytes] = {}  # sidecars and keys, by path
+        self.keys: list[PublicKey] = list(trust.file_keys)
+        self.pending: dict[str, list[Check]] = {}
+
+    def chunks(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        kind = entry.verified_by
+        zipped = entry.path.startswith("packages/") and entry.path.endswith(".zip")
+        if zipped and kind != "openpgp-detached":
+            raise BundleError(
+                f"{entry.path}: a package zip must be verified by its .sig "
+                f"(the manifest says {kind!r})"
+            )
+        if kind == "openpgp-detached":
+            return self._signed(entry, chunks, entry.path + ".sig", None)
+        if kind == "sha512+openpgp-detached":
+            return self._signed(entry, chunks, entry.path + ".asc", entry.path + ".sha512")
+        return self._held(entry, chunks)
+
+    def held_elsewhere(self, manifest: Manifest, root: Path) -> list[Check]:
+        checks = []
+        for entry in manifest.files:
+            small = entry.verified_by in ("sidecar", "pinned-fingerprint")
+            path = root / entry.path
+            if entry.in_bundle or not small or not path.is_file():
+                continue
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                continue
+            self.small[entry.path] = data
+            if entry.verified_by == "pinned-fingerprint":
+                checks.append(self._key(entry, data))
+        return checks
+
+    def checks_for(self, entry: FileEntry) -> list[Check]:
+        return self.pending.pop(entry.path, [])
+
+    def _held(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        if entry.size > MAX_SIGNATURE_BYTES:
+            raise BundleError(
+                f"{entry.path}: {entry.size} bytes, too large for a "
+                f"{entry.verified_by} file (at most {MAX_SIGNATURE_BYTES})"
+            )
+        held: list[bytes] = []
+        for chunk in chunks:
+            held.append(chunk)
+            yield chunk
+        data = b"".join(held)
+        self.small[entry.path] = data
+        checks = [
+            Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest")
+        ]
+        if entry.verified_by == "pinned-fingerprint":
+            checks.append(self._key(entry, data))
+        self.pending[entry.path] = checks
+
+    def _key(self, entry: FileEntry, data: bytes) -> Check:
+        try:
+            key = parse_public_key(data)
+        except FleetgapError as exc:
+            raise BundleError(f"{entry.path}: not a usable OpenPGP key: {exc}") from None
+        if entry.key_fingerprint is not None and key.fingerprint != entry.key_fingerprint:
+            raise BundleError(
+                f"{entry.path}: key fingerprint {key.fingerprint}, the manifest "
+                f"pins {entry.key_fingerprint}"
+            )
+        given = {k.fingerprint for k in self.trust.file_keys}
+        if key.fingerprint == ELASTIC_FINGERPRINT:
+            how = "Elastic's pinned fingerprint"
+        elif key.fingerprint in given:
+            how = "a key given with --key"
+        elif self.vouched:
+            how = "fingerprint as in the signed manifest (vouched for by its signer)"
+        else:
+            how = "not trusted (unsigned bundle, not Elastic's key, not given with --key)"
+        if not how.startswith("not trusted"):
+            self.keys.append(key)
+        return Check(entry.path, f"OpenPGP key: {how}", key.fingerprint)
+
+    def _signed(
+        self, entry: FileEntry, chunks: Iterator[bytes], signature: str, sidecar: str | None
+    ) -> Iterator[bytes]:
+        name = PurePosixPath(entry.path).name
+        if signature not in self.small or (sidecar is not None and sidecar not in self.small):
+            missing = signature if signature not in self.small else sidecar
+            raise BundleError(
+                f"{entry.path}: its {missing} is not carried before it in the "
+                "bundle, so it cannot be verified"
+            )
+        if not self.keys:
+            raise BundleError(
+                f"{entry.path}: no key to verify it with: the bundle carries no "
+                "trusted key; give --key KEY"
+            )
+        expected = None
+        if sidecar is not None:
+            text = self.small[sidecar].decode("utf-8", "replace")
+            expected = sidecar_sha512(Path(name), text, sidecar)
+        try:
+            parsed = parse_detached_signature(self.small[signature])
+            signers = check_signers(parsed, self.keys)
+        except FleetgapError as exc:
+            raise BundleError(f"{entry.path}: {signature}: {exc}") from None
+        digests = SignedDigests(SignedData())
+        digests.start([s.fields for s in signers])
+        for chunk in chunks:
+            digests.update(chunk)
+            yield chunk
+        checks = [
+            Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest")
+        ]
+        if expected is not None:
+            assert digests.sha512 is not None
+            try:
+                compare_sha512(Path(entry.path), expected, digests.sha512.hexdigest())
+            except FleetgapError as exc:
+                raise BundleError(f"{entry.path}: {exc}") from None
+            checks.append(Check(entry.path, f"SHA-512 as {sidecar} gives"))
+        try:
+            key = verify_digests(digests, parsed, self.keys)
+        except FleetgapError as exc:
+            raise BundleError(f"{entry.path}: {signature} does not verify: {exc}") from None
+        checks.append(Check(entry.path, f"OpenPGP detached signature {signature}", key.fingerprint))
+        self.pending[entry.path] = checks
