@@ -102,3 +102,6 @@ def listing(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.relative_to(root).as_posix().startswith("state/")
     }
+
+
+from bundle.public_side import public  # noqa: E402, F401  (the loopback public side)

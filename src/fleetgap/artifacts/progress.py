@@ -1,4 +1,5 @@
-"""Terminal progress bars for `artifacts mirror` (rich), one bar per file being fetched."""
+"""Terminal progress bars for `artifacts mirror` and `bundle create` (rich), one bar per
+file being fetched."""
 
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ class RichProgress:
         self._progress.__exit__(*exc)
 
     def for_artifact(self, artifact: Artifact) -> _Bar:
-        task = self._progress.add_task(artifact.name, total=None)
-        return _Bar(self._progress, task, artifact.name)
+        return self.for_file(artifact.name)
+
+    def for_file(self, name: str) -> _Bar:
+        task = self._progress.add_task(name, total=None)
+        return _Bar(self._progress, task, name)
 
 
 @dataclass

@@ -49,14 +49,17 @@ def _register() -> None:
     main.add_command(agent.agent)
     main.add_command(packages.packages)
 
-    from fleetgap.cli import bundle, certs, doctor, plan, snippets
-
-    main.add_command(bundle.bundle)
+    from fleetgap.cli import certs, doctor, plan, snippets
 
     main.add_command(doctor.doctor)
     main.add_command(plan.plan)
     main.add_command(snippets.config)
     main.add_command(certs.certs)
+
+    from fleetgap.cli import bundle, distribution
+
+    main.add_command(bundle.bundle)
+    main.add_command(distribution.distribution)
 
 
 _register()
