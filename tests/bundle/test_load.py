@@ -391,3 +391,59 @@ def test_inspect_and_signed_receipt(signed, tmp_path, trust_files, bundle_signer
     covered = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     key = verify_bytes(covered, signature, [read_public_key(trust_files["signer"])])
     assert key.fingerprint == bundle_signer.fingerprint
+
+
+def test_sigkill_with_a_server_running_never_serves_a_mix(signed, cache, tmp_path, trust_files):
+    """A server on DIR goes on serving the old state while a load is killed mid-publish, and
+    serves the whole new state once it restarts (recovery at start), never a part of it."""
+    import threading
+
+    import httpx
+    from tests.builders import write_zip_package
+    from tests.serving import fleetgap_serve
+
+    data = tmp_path / "data"
+    write_zip_package(data / "packages", "alpha", "1.0.0")
+    old, new = {"alpha"}, {"alpha", "nginx"}
+    seen: list[frozenset[str]] = []
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def traffic(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    names = frozenset(p["name"] for p in client.get("/search").json())
+                    seen.append(names)
+                    if client.head(f"/{ARTIFACT}").status_code == 200:
+                        for sidecar in (".sha512", ".asc"):
+                            if client.head(f"/{ARTIFACT}{sidecar}").status_code != 200:
+                                problems.append(f"artifact served without its {sidecar}")
+                except httpx.HTTPError as exc:
+                    problems.append(repr(exc))
+
+    flags = ["--data", str(data), "-require-package-signatures=false"]
+    env = {"PYTHONPATH": SRC}
+    with fleetgap_serve(*flags, env=env, cwd=tmp_path, log_dir=tmp_path) as server:
+        worker = threading.Thread(target=traffic, args=(server.url,), daemon=True)
+        worker.start()
+        process = _load_process(signed, data, trust_files, pause="publish")
+        assert process.stdout is not None
+        assert "paused at publish" in process.stdout.readline()
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stop.wait(1.5)  # three polls of the generation file: nothing finished, nothing swapped
+        stop.set()
+        worker.join(10)
+    assert set().union(*seen) == old
+    stop.clear()
+    seen.clear()
+    with fleetgap_serve(*flags, env=env, cwd=tmp_path, log_dir=tmp_path) as server:
+        traffic_thread = threading.Thread(target=traffic, args=(server.url,), daemon=True)
+        traffic_thread.start()
+        stop.wait(1.0)
+        stop.set()
+        traffic_thread.join(10)
+    assert seen and all(names == new for names in seen)
+    assert problems == []
+    assert not (data / "state" / "load-journal.json").exists()

@@ -125,23 +125,3 @@ def test_sizes_read_as_operators_write_them() -> None:
     assert parse_size("1048576") == 1 << 20
     with pytest.raises(FleetgapError):
         parse_size("lots")
-
-
-def test_inspect_shows_the_manifest_of_a_split_bundle(cache, tmp_path) -> None:
-    import json
-
-    from click.testing import CliRunner
-
-    from fleetgap.cli import main
-
-    data, entries = cache
-    summary = write_bundle(data, entries, tmp_path / "s.tar", selection={}, split=64 * 1024)
-    result = CliRunner().invoke(main, ["bundle", "inspect", str(tmp_path / "s.tar"), "--json"])
-    assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
-    assert shown["manifest"]["bundle_id"] == summary.bundle_id
-    assert len(shown["parts"]) == len(summary.parts)
-    assert shown["signed"] is False
-    missing = CliRunner().invoke(main, ["bundle", "inspect", str(summary.parts[0])])
-    assert missing.exit_code == 1
-    assert "missing part(s)" in missing.output
