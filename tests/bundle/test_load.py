@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.bundle.conftest import ARTIFACT, add_package, entries, listing, make_cache
+from tests.bundle.conftest import ARTIFACT, add_artifact, add_package, entries, listing, make_cache
 
 from fleetgap.bundle.manifest import FileEntry, Manifest, encode_manifest
 from fleetgap.bundle.parts import writing
@@ -169,11 +169,18 @@ def test_delta(tmp_path, file_signer, bundle_signer, trust_files):
     assert run(*load_args(full, data, trust_files)).exit_code == 0
     receipt = json.loads(run("bundle", "receipt", "--data", data).output)
     have = {f["path"]: f["sha256"] for f in receipt["files"]}
+    # upstream gains one package version and one artifact version
+    for name in ("apache", "mysql", "redis", "system"):
+        add_package(cache, file_signer, name, "1.0.0")
     add_package(cache, file_signer, "nginx", "1.3.0")
+    add_artifact(cache, file_signer, ARTIFACT.replace("9.1.0", "9.1.1"))
     delta = tmp_path / "delta.bundle"
     write_bundle(cache, entries(cache, file_signer, have), delta, selection={}, sequence=2,
                  sign_key=bundle_signer, base=receipt)  # fmt: skip
-    assert delta.stat().st_size < full.stat().st_size / 2
+    new_full = tmp_path / "new-full.bundle"
+    write_bundle(cache, entries(cache, file_signer), new_full, selection={}, sequence=2,
+                 sign_key=bundle_signer)  # fmt: skip
+    assert delta.stat().st_size < new_full.stat().st_size * 0.6
     # where a file it relies on is missing: refused, naming the file and its bundle
     empty = tmp_path / "empty"
     refused = run(*load_args(delta, empty, trust_files))
@@ -193,6 +200,9 @@ def test_delta(tmp_path, file_signer, bundle_signer, trust_files):
     applied = run(*load_args(delta, data, trust_files))
     assert applied.exit_code == 0, applied.output
     assert listing(data) == listing(cache.root)
+    from_full = tmp_path / "from-full"
+    assert run(*load_args(new_full, from_full, trust_files)).exit_code == 0
+    assert listing(data) == listing(from_full)
 
 
 def test_a_different_file_at_the_same_path_is_refused(signed, tmp_path, trust_files):
