@@ -22,23 +22,40 @@ QUIET_MS = 1000  # a rescan starts after this long without further changes
 MAX_BATCH_MS = 10_000  # ...or after this long, during a long copy
 
 
-class PackageWatcher:
-    """Calls `rescan()` (in this watcher's thread) whenever the package paths change."""
+class _Watcher:
+    """A daemon thread running `_run` until `stop()`."""
 
-    def __init__(self, paths: Sequence[Path], rescan: Callable[[], None]) -> None:
-        self.paths = tuple(Path(p).absolute() for p in paths)
-        self.rescan = rescan
+    name = "watcher"
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="package-watcher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> None:
-        log.info("Watching package paths for changes: %s", ", ".join(map(str, self.paths)))
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class PackageWatcher(_Watcher):
+    """Calls `rescan()` (in this watcher's thread) whenever the package paths change."""
+
+    name = "package-watcher"
+
+    def __init__(self, paths: Sequence[Path], rescan: Callable[[], None]) -> None:
+        self.paths = tuple(Path(p).absolute() for p in paths)
+        self.rescan = rescan
+        super().__init__()
+
+    def start(self) -> None:
+        log.info("Watching package paths for changes: %s", ", ".join(map(str, self.paths)))
+        super().start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -86,7 +103,7 @@ class PackageWatcher:
             log.error("package rescan failed; still serving the previous index", exc_info=True)
 
 
-class GenerationWatcher:
+class GenerationWatcher(_Watcher):
     """Calls `reload()` (in this watcher's thread) when a data directory's generation file
     changes, that is once after each finished `bundle load`.
 
@@ -95,21 +112,13 @@ class GenerationWatcher:
     """
 
     POLL_SECONDS = 0.5
+    name = "generation-watcher"
 
     def __init__(self, generation: Path, reload: Callable[[], None]) -> None:
         self.generation = Path(generation)
         self.reload = reload
         self._seen = _identity(self.generation)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="generation-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().__init__()
 
     def _run(self) -> None:
         while not self._stop.wait(self.POLL_SECONDS):
