@@ -1,22 +1,19 @@
 """What the closed side already holds, read from its receipt (`bundle receipt` output),
 and the delta it implies: files whose path and SHA-256 it lists stay out of the bundle.
 
-spec: bundle-contract "Receipts and state". The format helper owns receipts
-(`fleetgap.bundle.receipt.read_receipt`); until that exists here, this reads the JSON.
+The receipt itself is read by `fleetgap.bundle.receipt.read_receipt`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fleetgap.bundle.manifest import FileEntry
-from fleetgap.errors import FleetgapError
-
-RECEIPT_FORMAT = "fleetgap-receipt"
+from fleetgap.bundle.receipt import FORMAT as RECEIPT_FORMAT
+from fleetgap.bundle.receipt import read_receipt
 
 
 @dataclass(frozen=True)
@@ -33,21 +30,15 @@ class Holding:
 
 
 def read_holding(path: Path) -> Holding:
-    try:
-        document = json.loads(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise FleetgapError(f"cannot read receipt {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FleetgapError(f"{path}: not a JSON receipt ({exc})") from None
-    if not isinstance(document, dict) or document.get("format") != RECEIPT_FORMAT:
-        raise FleetgapError(f"{path}: not a fleetgap receipt (expected format {RECEIPT_FORMAT!r})")
-    files = document.get("files")
-    if not isinstance(files, list) or not all(
-        isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str)
-        for f in files
-    ):
-        raise FleetgapError(f"{path}: the receipt's files must each have a path and a sha256")
-    return Holding(document, frozenset((f["path"], f["sha256"].lower()) for f in files))
+    receipt = read_receipt(path)
+    document = {
+        "format": RECEIPT_FORMAT,
+        "format_version": 1,
+        "generated": receipt.generated,
+        "bundles": list(receipt.bundles),
+        "signer": receipt.signer,
+    }
+    return Holding(document, frozenset((f["path"], f["sha256"].lower()) for f in receipt.files))
 
 
 def as_delta(entries: Iterable[FileEntry], holding: Holding | None) -> list[FileEntry]:
