@@ -207,10 +207,12 @@ def damaged_message(part: Part) -> str:
 
 class PayloadReader:
     """The payload of all parts as one read-only stream, each part's SHA-256 checked as its
-    last byte is read (`PartError` then names the part)."""
+    last byte is read (`PartError` then names the part). With `hashes`, the SHA-256 updates
+    run on its worker beside the reads."""
 
-    def __init__(self, parts: Sequence[Part]) -> None:
+    def __init__(self, parts: Sequence[Part], hashes: HashPipe | None = None) -> None:
         self.parts = list(parts)
+        self._hashes = hashes
         self.position = 0
         self._index = 0
         self._handle = None
@@ -231,7 +233,10 @@ class PayloadReader:
             if not chunk:
                 assert self._current is not None
                 raise PartError(f"{self._current.path}: truncated while reading; re-send it")
-            self._digest.update(chunk)
+            if self._hashes is not None:
+                self._hashes.update(self._digest, chunk)
+            else:
+                self._digest.update(chunk)
             self._remaining -= len(chunk)
             wanted -= len(chunk)
             out.append(chunk)
@@ -278,6 +283,8 @@ class PayloadReader:
 
     def _finish_part(self) -> None:
         assert self._current is not None
+        if self._hashes is not None:
+            self._hashes.wait()
         if self._digest.hexdigest() != self._current.trailer.payload_sha256:
             raise PartError(damaged_message(self._current))
 
