@@ -123,6 +123,12 @@ class BundleReader:
             self._hashes.close()
             raise BundleError(self._with_damage(f"{self._where()}: {exc}")) from None
 
+    @property
+    def hashes(self) -> HashPipe:
+        """The worker the reader hashes on; a caller's own digests of member chunks may run
+        there too (in order; a member's are done when its chunks end)."""
+        return self._hashes
+
     def __enter__(self) -> BundleReader:
         return self
 
