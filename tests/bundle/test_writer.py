@@ -125,3 +125,32 @@ def test_sizes_read_as_operators_write_them() -> None:
     assert parse_size("1048576") == 1 << 20
     with pytest.raises(FleetgapError):
         parse_size("lots")
+
+
+def test_write_progress_counts_every_carried_byte_once(cache, tmp_path) -> None:
+    data, entries = cache
+
+    class Recorded:
+        total: int | None = None
+        done = 0
+
+        def begin(self, total_bytes: int) -> None:
+            self.total = total_bytes
+
+        def advance(self, nbytes: int) -> None:
+            self.done += nbytes
+
+    recorded = Recorded()
+    write_bundle(data, entries, tmp_path / "p.tar", selection={}, progress=recorded)
+    assert recorded.total == recorded.done == sum(e.size for e in entries)
+
+
+def test_a_file_changed_in_the_cache_after_its_first_chunk_stops_the_write(cache, tmp_path) -> None:
+    data, entries = cache
+    big = data.packages / "b-1.0.0.zip"
+    big.write_bytes(b"x" * (3 << 20))  # several 1 MiB chunks, hashed on the worker thread
+    entries = [*entries, _entry(data.root, "packages/b-1.0.0.zip")]
+    big.write_bytes(b"x" * (2 << 20) + b"y" * (1 << 20))  # same size, last chunk differs
+    with pytest.raises(FleetgapError, match="changed in the cache"):
+        write_bundle(data, entries, tmp_path / "c.tar", selection={})
+    assert not list(tmp_path.glob("*c.tar*"))

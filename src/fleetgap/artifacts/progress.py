@@ -1,5 +1,5 @@
 """Terminal progress bars for `artifacts mirror` and `bundle create` (rich), one bar per
-file being fetched."""
+file being fetched, and one for writing the bundle."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ class RichProgress:
         task = self._progress.add_task(name, total=None)
         return _Bar(self._progress, task, name)
 
+    def for_writing(self, name: str) -> _WriteBar:
+        """A `bundle.writer.WriteProgress`: the bytes of the files carried into `name`."""
+        task = self._progress.add_task(f"writing {name}", total=None)
+        return _WriteBar(self._progress, task)
+
 
 @dataclass
 class _Bar:
@@ -60,3 +65,15 @@ class _Bar:
 
     def verifying(self) -> None:
         self.progress.update(self.task, description=f"{self.name} (verifying)")
+
+
+@dataclass
+class _WriteBar:
+    progress: Progress
+    task: TaskID
+
+    def begin(self, total_bytes: int) -> None:
+        self.progress.update(self.task, total=total_bytes, completed=0)
+
+    def advance(self, nbytes: int) -> None:
+        self.progress.advance(self.task, nbytes)

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetgap.bundle.hashpipe import HashPipe
 from fleetgap.errors import FleetgapError
 
 TRAILER_SIZE = 512
@@ -206,10 +207,12 @@ def damaged_message(part: Part) -> str:
 
 class PayloadReader:
     """The payload of all parts as one read-only stream, each part's SHA-256 checked as its
-    last byte is read (`PartError` then names the part)."""
+    last byte is read (`PartError` then names the part). With `hashes`, the SHA-256 updates
+    run on its worker beside the reads."""
 
-    def __init__(self, parts: Sequence[Part]) -> None:
+    def __init__(self, parts: Sequence[Part], hashes: HashPipe | None = None) -> None:
         self.parts = list(parts)
+        self._hashes = hashes
         self.position = 0
         self._index = 0
         self._handle = None
@@ -230,7 +233,10 @@ class PayloadReader:
             if not chunk:
                 assert self._current is not None
                 raise PartError(f"{self._current.path}: truncated while reading; re-send it")
-            self._digest.update(chunk)
+            if self._hashes is not None:
+                self._hashes.update(self._digest, chunk)
+            else:
+                self._digest.update(chunk)
             self._remaining -= len(chunk)
             wanted -= len(chunk)
             out.append(chunk)
@@ -277,6 +283,8 @@ class PayloadReader:
 
     def _finish_part(self) -> None:
         assert self._current is not None
+        if self._hashes is not None:
+            self._hashes.wait()
         if self._digest.hexdigest() != self._current.trailer.payload_sha256:
             raise PartError(damaged_message(self._current))
 
@@ -286,7 +294,9 @@ class PartWriter:
     each), ending every part in its trailer. Files are written under hidden temporary names
     and renamed into place only by `finish`, so a failed write leaves no bundle behind."""
 
-    def __init__(self, out: Path, bundle_id: str, split: int | None = None) -> None:
+    def __init__(
+        self, out: Path, bundle_id: str, split: int | None = None, hashes: HashPipe | None = None
+    ) -> None:
         if split is not None and split <= 0:
             raise FleetgapError("--split must be a positive size")
         self.out = Path(out)
@@ -298,8 +308,11 @@ class PartWriter:
         self._handle = None
         self._size = 0
         self._digest = hashlib.sha256()
+        self._hashes = hashes  # None: hash in this thread
 
     def write(self, data: bytes) -> int:
+        if self._hashes is not None and not isinstance(data, bytes):
+            data = bytes(data)  # hashed later, on the worker: must not change meanwhile
         view = memoryview(data)
         while view:
             if self._handle is None:
@@ -307,8 +320,11 @@ class PartWriter:
             room = len(view) if self.split is None else self.split - self._size
             chunk = view[:room]
             assert self._handle is not None
+            if self._hashes is not None:
+                self._hashes.update(self._digest, chunk)
+            else:
+                self._digest.update(chunk)
             self._handle.write(chunk)
-            self._digest.update(chunk)
             self._size += len(chunk)
             self.written += len(chunk)
             view = view[len(chunk) :]
@@ -318,6 +334,9 @@ class PartWriter:
 
     def flush(self) -> None:
         pass
+
+    def tell(self) -> int:
+        return self.written
 
     def finish(self) -> list[Path]:
         """Close the last part, write every trailer with the final count, rename into place."""
@@ -366,6 +385,8 @@ class PartWriter:
     def _close_part(self) -> None:
         assert self._handle is not None
         index = len(self._parts) + 1
+        if self._hashes is not None:
+            self._hashes.wait()
         trailer = Trailer(self.bundle_id, index, 0, self._size, self._digest.hexdigest())
         # placeholder count (0 is never valid); finish() writes the final trailers
         self._handle.write(b"\0" * TRAILER_SIZE)
@@ -375,8 +396,10 @@ class PartWriter:
 
 
 @contextlib.contextmanager
-def writing(out: Path, bundle_id: str, split: int | None) -> Iterator[PartWriter]:
-    writer = PartWriter(out, bundle_id, split)
+def writing(
+    out: Path, bundle_id: str, split: int | None, hashes: HashPipe | None = None
+) -> Iterator[PartWriter]:
+    writer = PartWriter(out, bundle_id, split, hashes)
     try:
         yield writer
     except BaseException:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetgap.bundle.hashpipe import HashPipe
 from fleetgap.bundle.manifest import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
@@ -93,7 +94,8 @@ class BundleReader:
 
     def __init__(self, parts: Sequence[Part]) -> None:
         self.parts = list(parts)
-        self.payload = PayloadReader(self.parts)
+        self._hashes = HashPipe()  # SHA-256 of members and parts beside the reads
+        self.payload = PayloadReader(self.parts, self._hashes)
         self.manifest_bytes = b""
         self.signature: bytes | None = None
         self._pending: tarfile.TarInfo | None = None
@@ -113,17 +115,26 @@ class BundleReader:
             else:
                 self._pending = second
         except BaseException as exc:
+            self._hashes.close()
             raise self._explained(exc) from None
         try:
             self.manifest: Manifest = decode_manifest(self.manifest_bytes)
         except FleetgapError as exc:
+            self._hashes.close()
             raise BundleError(self._with_damage(f"{self._where()}: {exc}")) from None
+
+    @property
+    def hashes(self) -> HashPipe:
+        """The worker the reader hashes on; a caller's own digests of member chunks may run
+        there too (in order; a member's are done when its chunks end)."""
+        return self._hashes
 
     def __enter__(self) -> BundleReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.payload.close()
+        self._hashes.close()
 
     def members(self) -> Iterator[Member]:
         """Every carried file, in the manifest's order."""
@@ -177,8 +188,9 @@ class BundleReader:
             handle = self._tar.extractfile(info)
             assert handle is not None
             while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+                self._hashes.update(digest, chunk)
                 yield chunk
+            self._hashes.wait()
         except BaseException as exc:
             raise self._explained(exc) from None
         if digest.hexdigest() != entry.sha256:

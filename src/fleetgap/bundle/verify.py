@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from fleetgap.bundle.hashpipe import HashPipe
 from fleetgap.bundle.manifest import SIGNATURE_NAME, FileEntry, Manifest
 from fleetgap.bundle.reader import MAX_SIGNATURE_BYTES, BundleError, BundleReader, find_parts
 from fleetgap.errors import FleetgapError
@@ -110,7 +111,7 @@ def verify_bundle(
             note(Check(SIGNATURE_NAME, "none: bundle is unsigned, loaded with --allow-unsigned"))
         if before_files is not None:
             before_files(result)
-        checker = _FileChecker(trust, vouched=signer is not None)
+        checker = _FileChecker(trust, vouched=signer is not None, hashes=reader.hashes)
         if present is not None:
             for check in checker.held_elsewhere(reader.manifest, present):
                 note(check)
@@ -176,8 +177,9 @@ def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey |
 class _FileChecker:
     """Per file: the hashes its signature needs, fed from the same chunks as the SHA-256."""
 
-    def __init__(self, trust: Trust, *, vouched: bool) -> None:
+    def __init__(self, trust: Trust, *, vouched: bool, hashes: HashPipe | None = None) -> None:
         self.trust = trust
+        self.hashes = hashes  # None: hash in this thread
         self.vouched = vouched
         self.small: dict[str, bytes] = {}  # sidecars and keys, by path
         self.keys: list[PublicKey] = list(trust.file_keys)
@@ -284,8 +286,13 @@ class _FileChecker:
         digests = SignedDigests(SignedData())
         digests.start([s.fields for s in signers])
         for chunk in chunks:
-            digests.update(chunk)
+            if self.hashes is not None:
+                self.hashes.update(digests, chunk)
+            else:
+                digests.update(chunk)
             yield chunk
+        if self.hashes is not None:
+            self.hashes.wait()
         checks = [
             Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest")
         ]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleetgap import __version__
+from fleetgap.bundle.hashpipe import HashPipe
 from fleetgap.bundle.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -86,16 +87,15 @@ def write_bundle(
         _check_source(cache, entry)
     if progress is not None:
         progress.begin(manifest.carried_bytes)
-    with writing(out, manifest.bundle_id, split) as stream:
-        with tarfile.open(
-            fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
-        ) as tar:
+    # Not tarfile's stream mode ("w|"): it copies every chunk through its own buffer.
+    with HashPipe() as hashes, writing(out, manifest.bundle_id, split, hashes) as stream:
+        with tarfile.open(fileobj=stream, mode="w:", format=tarfile.PAX_FORMAT) as tar:
             tar.copybufsize = _CHUNK  # tarfile copies members 16 KiB at a time by default
             _add_bytes(tar, MANIFEST_NAME, manifest_bytes, int(now))
             if signature is not None:
                 _add_bytes(tar, SIGNATURE_NAME, signature, int(now))
             for entry in manifest.carried:
-                _add_file(tar, cache.root / entry.path, entry, int(now), progress)
+                _add_file(tar, cache.root / entry.path, entry, int(now), hashes, progress)
         parts = stream.finish()
         written = stream.written
     return BundleSummary(
@@ -147,13 +147,19 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None
 
 
 def _add_file(
-    tar: tarfile.TarFile, path: Path, entry: FileEntry, mtime: int, progress: WriteProgress | None
+    tar: tarfile.TarFile,
+    path: Path,
+    entry: FileEntry,
+    mtime: int,
+    hashes: HashPipe,
+    progress: WriteProgress | None,
 ) -> None:
     with open(path, "rb") as handle:
-        source = _HashingReader(handle, progress)
+        source = _HashingReader(handle, hashes, progress)
         tar.addfile(_member(entry.path, entry.size, mtime), source)
-        if source.read(1):
+        if handle.read(1):
             raise FleetgapError(f"{path} grew while the bundle was written")
+    hashes.wait()
     if source.digest.hexdigest() != entry.sha256:
         raise FleetgapError(
             f"{path} changed in the cache since it was verified (SHA-256 "
@@ -172,14 +178,15 @@ def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 
 class _HashingReader:
-    def __init__(self, handle, progress: WriteProgress | None) -> None:
+    def __init__(self, handle, hashes: HashPipe, progress: WriteProgress | None) -> None:
         self.handle = handle
+        self.hashes = hashes
         self.progress = progress
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
-        self.digest.update(data)
+        self.hashes.update(self.digest, data)
         if self.progress is not None and data:
             self.progress.advance(len(data))
         return data

@@ -137,17 +137,27 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
             f"written (what verified stays in {cache.root} for the next run)"
         )
     entries = as_delta(staged.entries, holding)
-    from fleetgap.bundle.writer import write_bundle
+    from fleetgap.bundle.writer import BundleSummary, WriteProgress, write_bundle
 
-    summary = write_bundle(
-        cache,
-        entries,
-        out,
-        selection=selection.document,
-        base=holding.document if holding else None,
-        sign_key=signer,
-        split=part_size,
-    )
+    def write(progress: WriteProgress | None = None) -> BundleSummary:
+        return write_bundle(
+            cache,
+            entries,
+            out,
+            selection=selection.document,
+            base=holding.document if holding else None,
+            sign_key=signer,
+            split=part_size,
+            progress=progress,
+        )
+
+    if show:
+        from fleetgap.artifacts.progress import RichProgress
+
+        with RichProgress() as bars:
+            summary = write(bars.for_writing(Path(out).name))
+    else:
+        summary = write()
     carried = [e for e in entries if e.in_bundle]
     report = {
         "bundle_id": summary.bundle_id,
