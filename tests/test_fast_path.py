@@ -107,3 +107,19 @@ def test_a_file_changed_on_disk_is_served_afresh(server) -> None:
     later = time.time() + 5
     os.utime(readme, (later, later))
     assert httpx.get(url).text == "# beta, edited\n"
+
+
+def test_under_uvicorn_a_known_file_is_streamed_whole(tmp_path) -> None:
+    """uvicorn has no `http.response.pathsend`: the fast path sends the file in chunks."""
+    data = tmp_path / "data"
+    write_zip_package(data / "packages", "alpha", "1.0.0")
+    zip_bytes = (data / "packages" / "alpha-1.0.0.zip").read_bytes()
+    flags = ["--data", str(data), "-require-package-signatures=false", "--server", "uvicorn"]
+    with fleetgap_serve(*flags, cwd=data, log_dir=tmp_path) as running, httpx.Client() as client:
+        url = running.url + "/epr/alpha/alpha-1.0.0.zip"
+        answers = [lines_and_body(client.get(url)) for _ in range(3)]
+        assert answers[0] == answers[1] == answers[2]
+        assert answers[2][0] == 200 and answers[2][2] == zip_bytes
+        time.sleep(0.2)
+        lines = request_lines(running, "/epr/alpha/alpha-1.0.0.zip")
+    assert [line["http.response.body.bytes"] for line in lines] == [len(zip_bytes)] * 3

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import time
+from collections.abc import Iterator
 
 import pytest
 
-from fleetgap.logs import REQUEST_LOGGER, EcsFormatter, ecs_request_line, request_fields
+from fleetgap.logs import (
+    REQUEST_LOGGER,
+    EcsFormatter,
+    RequestLog,
+    ecs_request_line,
+    request_fields,
+)
 
 SCOPES = [
     {
@@ -49,3 +59,75 @@ def test_the_fast_line_is_the_formatter_s_line(
     timestamp = json.loads(expected)["@timestamp"]
     line = ecs_request_line(scope, 404, 1234, 98765, formatter.tail, timestamp)
     assert line == expected
+
+
+class CountingStream:
+    """A text stream that keeps each `write` apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def ecs_root_handler() -> Iterator[CountingStream]:
+    """The root logger as `logs.configure` leaves it: one ECS handler, here on a test stream.
+
+    Entered in the test itself: pytest adds its capture handlers to the root logger after
+    fixtures are set up."""
+    stream = CountingStream()
+    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    handler.setFormatter(EcsFormatter())
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def test_requests_finished_in_one_loop_turn_share_one_write() -> None:
+    log = RequestLog()
+
+    async def turn() -> None:
+        for n in range(10):
+            log.write(dict(SCOPES[2], path=f"/{n}"), 200, n, time.perf_counter_ns())
+        assert ecs_stream.writes == []  # still in the turn that finished them
+        await asyncio.sleep(0)  # the loop's next turn: written before it waits for I/O
+
+    with ecs_root_handler() as ecs_stream:
+        asyncio.run(turn())
+    assert len(ecs_stream.writes) == 1
+    lines = ecs_stream.writes[0].splitlines()
+    assert [json.loads(line)["url.path"] for line in lines] == [f"/{n}" for n in range(10)]
+
+
+def test_a_turn_with_more_lines_than_the_limit_writes_them_in_parts() -> None:
+    log = RequestLog()
+    count = RequestLog.MAX_PENDING * 2 + 3
+
+    async def turn() -> None:
+        for _ in range(count):
+            log.write(SCOPES[2], 200, 0, time.perf_counter_ns())
+        await asyncio.sleep(0)
+
+    with ecs_root_handler() as ecs_stream:
+        asyncio.run(turn())
+    assert len(ecs_stream.writes) == 3
+    assert sum(text.count("\n") for text in ecs_stream.writes) == count
+
+
+def test_outside_an_event_loop_the_line_is_written_at_once() -> None:
+    with ecs_root_handler() as ecs_stream:
+        RequestLog().write(SCOPES[0], 200, 5, time.perf_counter_ns())
+    assert len(ecs_stream.writes) == 1
+    assert json.loads(ecs_stream.writes[0])["http.response.body.bytes"] == 5
