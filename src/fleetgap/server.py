@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -331,6 +332,7 @@ def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
         websockets=False,
         log_dictconfig=logs.logging_config(settings),
         log_access=False,
+        loop=event_loop(),
         **tls,  # type: ignore[arg-type]
     )
     server.on_reload(_forget_preloaded)
@@ -338,6 +340,14 @@ def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
     server.serve(target_loader=functools.partial(_worker_app, settings), wrap_loader=False)
     log.info("Package registry stopped")
     return 0
+
+
+def event_loop() -> str:
+    """uvloop where it is installed (a dependency on POSIX): under load it serves one and a
+    half times the requests of asyncio's own loop, on Granian and on uvicorn alike (uvicorn
+    picks it itself). Named here rather than left to Granian's "auto", which would prefer
+    the experimental rloop if it were ever installed."""
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 def _forget_preloaded() -> None:
