@@ -15,6 +15,8 @@ from fleetgap.logs import (
     REQUEST_LOGGER,
     EcsFormatter,
     RequestLog,
+    _now,
+    _timestamp,
     ecs_request_line,
     request_fields,
 )
@@ -131,3 +133,29 @@ def test_outside_an_event_loop_the_line_is_written_at_once() -> None:
         RequestLog().write(SCOPES[0], 200, 5, time.perf_counter_ns())
     assert len(ecs_stream.writes) == 1
     assert json.loads(ecs_stream.writes[0])["http.response.body.bytes"] == 5
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_a_repeated_request_s_line_still_carries_its_own_status_size_and_duration(
+    scope: dict,
+) -> None:
+    formatter = EcsFormatter("package-registry")
+    for status, written, duration in ((200, 10, 5), (404, 0, 123456), (206, 7, 1)):
+        message, fields = request_fields(scope, status, written)
+        fields["event.duration"] = duration
+        record = logging.LogRecord(REQUEST_LOGGER, logging.INFO, "x.py", 1, message, (), None)
+        record.ecs = fields  # type: ignore[attr-defined]
+        expected = formatter.format(record) + "\n"
+        timestamp = json.loads(expected)["@timestamp"]
+        assert ecs_request_line(scope, status, written, duration, formatter.tail, timestamp) == (
+            expected
+        )
+
+
+def test_the_line_s_timestamp_is_the_formatter_s_for_the_current_millisecond() -> None:
+    for _ in range(2000):
+        before = _timestamp(time.time())
+        now = _now()
+        after = _timestamp(time.time())
+        assert before <= now <= after
+        assert len(now) == len(before) and now.endswith("Z")

@@ -263,7 +263,11 @@ def ecs_request_line(
     scope: Scope, status: int, written: int, duration: int, tail: str, timestamp: str
 ) -> str:
     """The request's ECS line, newline included, as EcsFormatter formats request_fields'
-    record (same keys, order and escaping); `tail` is the formatter's service fields."""
+    record (same keys, order and escaping); `tail` is the formatter's service fields.
+
+    Everything but the timestamp, status, size and duration depends on the request's
+    method, path, query, protocol, client address and three headers: that text is put
+    together once per distinct request and kept (a bounded table)."""
     host = referer = agent = b""
     for name, value in scope["headers"]:
         if name == b"host":
@@ -273,34 +277,59 @@ def ecs_request_line(
         elif name == b"user-agent":
             agent = value
     client = scope.get("client") or ("", 0)
-    source, source_tail = _source_pieces(str(client[0]))
-    domain, port = _host_pieces(host)
-    opening, middle = _target_pieces(
-        scope.get("method", ""), scope.get("path", ""), str(scope.get("http_version", "1.1"))
+    key = (
+        scope.get("method", ""),
+        scope.get("path", ""),
+        scope.get("query_string", b""),
+        scope.get("http_version", "1.1"),
+        client[0],
+        host,
+        referer,
+        agent,
     )
-    query = scope.get("query_string", b"")
-    return "".join(
+    pieces = _LINE_PIECES.get(key)
+    if pieces is None:
+        pieces = _line_pieces(*key)
+        if len(_LINE_PIECES) >= _MAX_LINE_PIECES:
+            del _LINE_PIECES[next(iter(_LINE_PIECES))]
+        _LINE_PIECES[key] = pieces
+    after_timestamp, after_written = pieces
+    return (
+        f'{{"log.level": "info", "@timestamp": "{timestamp}{after_timestamp}{status}'
+        f', "http.response.body.bytes": {written}{after_written}{duration}{tail}'
+    )
+
+
+_MAX_LINE_PIECES = 4096
+_LINE_PIECES: dict[tuple[object, ...], tuple[str, str]] = {}
+
+
+def _line_pieces(
+    method: str,
+    path: str,
+    query: bytes,
+    version: object,
+    client: object,
+    host: bytes,
+    referer: bytes,
+    agent: bytes,
+) -> tuple[str, str]:
+    """The text between the timestamp and the status, and between the size and the duration."""
+    source, source_tail = _source_pieces(str(client))
+    domain, port = _host_pieces(host)
+    opening, middle = _target_pieces(method, path, str(version))
+    after_timestamp = f'{opening}{source}{middle}{domain}, "http.response.code": '
+    after_written = "".join(
         (
-            '{"log.level": "info", "@timestamp": "',
-            timestamp,
-            opening,
-            source,
-            middle,
-            domain,
-            ', "http.response.code": ',
-            str(status),
-            ', "http.response.body.bytes": ',
-            str(written),
             source_tail,
             _field_piece("http.request.referer", referer) if referer else "",
             _field_piece("user_agent.original", agent) if agent else "",
             _field_piece("url.query", query) if query else "",
             port,
             ', "event.duration": ',
-            str(duration),
-            tail,
         )
     )
+    return after_timestamp, after_written
 
 
 @functools.lru_cache(maxsize=4096)
@@ -333,16 +362,20 @@ def _json(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-_second = [0, ""]  # the last whole second formatted, and its text up to the fraction
+_second: list[int | str] = [-1, ""]  # the last second formatted, its text up to the fraction
+_clock: list[int | str] = [-1, ""]  # the last millisecond formatted, and its text
 
 
 def _now() -> str:
-    """`_timestamp(time.time())`, formatting the date and time once per second."""
-    now = time.time()
-    second = int(now)
-    if second != _second[0]:
-        _second[0], _second[1] = second, _timestamp(second)[:-4]
-    return f"{_second[1]}{int((now - second) * 1000):03d}Z"
+    """`_timestamp(time.time())`: the date and time formatted once per second, the text
+    once per millisecond (requests finishing in the same millisecond share it)."""
+    millisecond = int(time.time() * 1000)
+    if millisecond != _clock[0]:
+        second, fraction = divmod(millisecond, 1000)
+        if second != _second[0]:
+            _second[0], _second[1] = second, _timestamp(second)[:-4]
+        _clock[0], _clock[1] = millisecond, f"{_second[1]}{fraction:03d}Z"
+    return _clock[1]  # type: ignore[return-value]
 
 
 def request_fields(scope: Scope, status: int, written: int) -> tuple[str, dict[str, Any]]:
