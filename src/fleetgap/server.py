@@ -26,7 +26,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fleetgap import __version__, logs
+from fleetgap import __version__, heap, logs
 from fleetgap.config import COMPAT_VERSION, Settings, split_address
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.status_page import with_status_page
@@ -89,6 +89,8 @@ def run(settings: Settings) -> int:
             index = None
             gc.collect()
             release_freed_memory()
+        else:
+            heap.settle()  # before the workers fork: the index's pages stay shared
         return _run_granian(settings, index)
 
 
@@ -214,6 +216,8 @@ def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
 def _rescan(settings: Settings, holder: IndexHolder) -> None:
     index = load_index(load_options(settings))
     holder.replace(index)
+    if heap.settled():
+        heap.resettle()  # lets the old index go, freezes the new one
     log.info("%d local package manifests loaded after a change.", len(index))
     if settings.metrics_address:
         from fleetgap import metrics
@@ -360,7 +364,9 @@ def _forget_preloaded() -> None:
 def _worker_app(settings: Settings) -> ASGIApp:
     """Runs in each Granian worker process."""
     index = _PRELOADED if _PRELOADED is not None else load_index(load_options(settings))
-    return serving_app(settings, index)
+    app = serving_app(settings, index)
+    heap.settle()
+    return app
 
 
 # --- uvicorn ------------------------------------------------------------------------------
@@ -372,8 +378,10 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
     if settings.workers > 1:
         log.warning("--workers applies to Granian only; uvicorn serves with one process")
     host, port = split_address(settings.address)
+    app = serving_app(settings, index)
+    heap.settle()
     config = uvicorn.Config(
-        serving_app(settings, index),
+        app,
         host=bind_host(host),
         port=port,
         log_config=None,
