@@ -11,7 +11,9 @@ import time
 import httpx
 import pytest
 
-from builders import write_dir_package, write_zip_package
+from fleetgap.fastpath import LARGE_BODY
+
+from builders import package_files, write_dir_package, write_zip_package
 from serving import Server, fleetgap_serve, free_port
 
 URLS = [
@@ -123,3 +125,23 @@ def test_under_uvicorn_a_known_file_is_streamed_whole(tmp_path) -> None:
         time.sleep(0.2)
         lines = request_lines(running, "/epr/alpha/alpha-1.0.0.zip")
     assert [line["http.response.body.bytes"] for line in lines] == [len(zip_bytes)] * 3
+
+
+def test_a_known_answer_over_a_mebibyte_is_sent_whole_in_pieces(tmp_path) -> None:
+    """Large known bodies go to the server in pieces (fastpath.BODY_PIECE); the client still
+    gets one answer, byte for byte the registry's first."""
+    data = tmp_path / "data"
+    description = "word " * 400_000  # a 2 MB description makes a 2 MB package document
+    files = package_files("big", "1.0.0", {"description": description})
+    write_zip_package(data / "packages", "big", "1.0.0", files)
+    flags = ["--data", str(data), "-require-package-signatures=false"]
+    with fleetgap_serve(*flags, cwd=data, log_dir=tmp_path) as running, httpx.Client() as client:
+        for url in ("/package/big/1.0.0/", "/search?all=true"):
+            answers = [lines_and_body(client.get(running.url + url)) for _ in range(3)]
+            assert answers[0] == answers[1] == answers[2]
+            status, headers, body = answers[2]
+            assert status == 200 and len(body) > LARGE_BODY
+            assert dict(headers)["content-length"] == str(len(body))
+            document = json.loads(body)
+            found = document if url.startswith("/package") else document[0]
+            assert found["description"] == description.strip()
