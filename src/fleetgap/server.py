@@ -359,6 +359,8 @@ def _forget_preloaded() -> None:
     global _PRELOADED
     log.info("Reloading: workers will rescan the package paths")
     _PRELOADED = None
+    if heap.settled():
+        heap.resettle()  # the index frozen before the workers forked can go now
 
 
 def _worker_app(settings: Settings) -> ASGIApp:
