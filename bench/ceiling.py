@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registry import Loader, Nginx, free_port, http_get  # noqa: E402
+from registry import Loader, Nginx, free_port, http_get, stop_group  # noqa: E402
 
 BODIES_ENV = "FLEETGAP_CEILING_DIR"  # directory with the bodies, for the apps below
 
@@ -120,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             nginx.stop()
             for proc in procs:
-                os.killpg(proc.pid, 15)
-                proc.wait(timeout=20)
+                stop_group(proc, signal.SIGTERM, 20)
     return 0
 
 
