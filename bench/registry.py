@@ -624,7 +624,7 @@ class NoopApp:
         return self.proc.pid
 
     def start(self) -> None:
-        from fleetgap.server import event_loop  # the loop fleetgap's Granian runs on
+        from fleetgap.serving.server import event_loop  # the loop fleetgap's Granian runs on
 
         granian = shutil.which("granian") or sys.exit("error: granian not found")
         cmd = [granian, "--interface", "asgi", "--no-ws", "--workers", str(self.workers)]

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from fleetgap.fastpath import LARGE_BODY
+from fleetgap.serving.fastpath import LARGE_BODY
 
 from builders import package_files, write_dir_package, write_zip_package
 from serving import Server, fleetgap_serve, free_port

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetgap import heap
+from fleetgap.serving import heap
 
 
 class Node:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetgap.logs import (
+from fleetgap.serving.logs import (
     REQUEST_LOGGER,
     EcsFormatter,
     RequestLog,

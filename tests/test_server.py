@@ -21,7 +21,7 @@ import pytest
 import trustme
 
 from fleetgap.config import sample_packages_path
-from fleetgap.watcher import PackageWatcher
+from fleetgap.serving.watcher import PackageWatcher
 
 from serving import Server, fleetgap_serve, free_port
 

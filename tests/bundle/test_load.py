@@ -371,7 +371,7 @@ def test_full_disk_leaves_nothing(signed, tmp_path, trust_files):
 
 
 def test_serve_start_finishes_a_killed_load(signed, cache, tmp_path, trust_files):
-    from fleetgap.server import _finish_interrupted_load
+    from fleetgap.serving.server import _finish_interrupted_load
 
     data = tmp_path / "data"
     process = _load_process(signed, data, trust_files, pause="publish")

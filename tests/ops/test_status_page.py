@@ -20,7 +20,7 @@ from fleetgap.bundle.manifest import FileEntry
 from fleetgap.bundle.writer import write_bundle
 from fleetgap.ops.status_page import StatusPage
 from fleetgap.packages.index import LoadOptions, load_index
-from fleetgap.registry.app import IndexHolder
+from fleetgap.registry.holder import IndexHolder
 from fleetgap.store import DataDir
 
 from builders import write_zip_package

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fleetgap.artifacts.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.cli import main
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
-from fleetgap.pgp.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.pgp.key_routes import key_routes
 
 from pgp_servers import TLS

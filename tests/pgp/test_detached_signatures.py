@@ -9,7 +9,7 @@ import pysequoia
 import pytest
 from pysequoia.packet import PacketPile, Tag
 
-from fleetgap.pgp.agent_upgrade import check_signature_blobs
+from fleetgap.artifacts.agent_upgrade import check_signature_blobs
 from fleetgap.pgp.keys import (
     ELASTIC_FINGERPRINT,
     KeyFileError,

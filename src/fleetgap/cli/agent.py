@@ -7,16 +7,16 @@ from pathlib import Path
 
 import click
 
-from fleetgap.artifacts.urls import DEFAULT_SOURCE
-from fleetgap.cli.options import data_option
-from fleetgap.errors import FleetgapError
-from fleetgap.net import NetOptions
-from fleetgap.pgp.agent_upgrade import (
+from fleetgap.artifacts.agent_upgrade import (
     ELASTIC_REMOTE_KEY_URL,
     KEY_FETCH_TIMEOUT,
     UpgradeCheck,
     verify_upgrade,
 )
+from fleetgap.artifacts.urls import DEFAULT_SOURCE
+from fleetgap.cli.options import data_option
+from fleetgap.errors import FleetgapError
+from fleetgap.net import NetOptions
 from fleetgap.pgp.elastic_key import check_elastic_key, load_elastic_key
 
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)

@@ -79,6 +79,6 @@ def serve(**flags: object) -> None:
         return
     settings = load_settings(given, os.environ)
 
-    from fleetgap import server
+    from fleetgap.serving import server
 
     sys.exit(server.run(settings))

@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fleetgap.artifacts.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.artifacts.catalogue import Artifact, check_version, load_catalogue
 from fleetgap.artifacts.urls import compose_url
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.checks import FAIL, OK, SKIP, Check, CheckResult, run_checks
 from fleetgap.ops.probe import Probe, ProbeError, origin
 from fleetgap.ops.receipts import loaded_bundles
-from fleetgap.pgp.agent_upgrade import UpgradeCheck, fleet_key_url, verify_upgrade
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key, read_public_key
 from fleetgap.pgp.package_signatures import VERIFIED, verify_package

@@ -41,7 +41,7 @@ from fleetgap.packages.model import Package
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key
 from fleetgap.pgp.package_signatures import VERIFIED, verify_package_file
-from fleetgap.registry.app import IndexHolder
+from fleetgap.registry.holder import IndexHolder
 from fleetgap.store import is_temporary_name
 
 PREFIX = "/ui"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fleetgap.packages import schema
+from fleetgap.packages.gojson import dumps
 from fleetgap.packages.model import Package
-from fleetgap.registry.gojson import dumps
 
 # (deprecation notice rendered with, /package/ JSON, /search item)
 Rendering = tuple[dict[str, Any] | None, bytes, bytes]

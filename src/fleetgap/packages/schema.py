@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fleetgap.packages.yamlcfg import go_string
+from fleetgap.packages.goscalars import go_string
 
 ALWAYS = "always"  # no omitempty: always emitted, zero value when unset
 EMPTY = "empty"  # omitempty on a value or slice: left out when "", false, 0, [] or {}

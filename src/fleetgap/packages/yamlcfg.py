@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from fleetgap.packages.fs import PackageFS
+from fleetgap.packages.goscalars import go_string
 from fleetgap.packages.model import PackageError
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -83,38 +84,6 @@ def _merge_into(target: dict[str, Any], parts: list[str], value: Any) -> None:
             _merge_into(existing, [key], item)
     else:
         target[last] = value
-
-
-def go_string(value: Any) -> str:
-    """A scalar as go-ucfg turns it into a string field (`1.0` -> `1`, true -> `true`)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_float(value)
-    if value is None:
-        return ""
-    raise TypeError(f"expected a scalar, got {type(value).__name__}")
-
-
-def go_float(value: float) -> str:
-    """Go's `%v` of a float64: shortest representation, `1` for 1.0."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        sign = "-" if exponent.startswith("-") else "+"
-        digits = exponent.lstrip("+-").rjust(2, "0")
-        return f"{mantissa}e{sign}{digits}"
-    return text
 
 
 def read_yaml_object(fs: PackageFS, name: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ route matching with StrictSlash redirects, then the handler. Matched routes get
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -19,12 +18,11 @@ from fleetgap.config import Settings
 from fleetgap.packages.index import PackageIndex
 from fleetgap.registry import handlers
 from fleetgap.registry.content import PathResponse, http_error
+from fleetgap.registry.holder import IndexHolder
+from fleetgap.registry.known import Answer, KnownAnswers
 from fleetgap.registry.proxy import Upstream
 from fleetgap.registry.responses import NO_CACHE, raw_response, redirect
 from fleetgap.registry.routing import clean_path, escape_path, match_route
-
-if TYPE_CHECKING:
-    from fleetgap.fastpath import KnownAnswers
 
 # Answers that depend on nothing but the method, path and query (and the index)...
 _BYTES_ROUTES = frozenset(("index", "health", "favicon", "search", "categories", "package_index"))
@@ -32,16 +30,6 @@ _BYTES_ROUTES = frozenset(("index", "health", "favicon", "search", "categories",
 _PROXIED_ROUTES = frozenset(("search", "categories", "package_index"))
 # and the whole files (their 200 without Range or conditions)
 _FILE_ROUTES = frozenset(("artifact", "signature", "static"))
-
-
-class IndexHolder:
-    """The index being served; `replace` swaps in a new one atomically (one reference)."""
-
-    def __init__(self, index: PackageIndex) -> None:
-        self.index = index
-
-    def replace(self, index: PackageIndex) -> None:
-        self.index = index
 
 
 class RegistryApp:
@@ -89,8 +77,6 @@ class RegistryApp:
         self, scope: Scope, index: PackageIndex, name: str, template: str, response: Response
     ) -> None:
         """Hand the fast path an answer it may repeat (see fastpath.py)."""
-        from fleetgap.fastpath import Answer
-
         if name in _BYTES_ROUTES and type(response) is Response:
             if name in _PROXIED_ROUTES and self.context.upstream is not None:
                 return

@@ -21,11 +21,11 @@ from fleetgap.config import Settings
 from fleetgap.packages import search
 from fleetgap.packages.categories import categories_document, count_categories, merge_counts
 from fleetgap.packages.fs import DirectoryFS, PackageFSError, ZipFS
+from fleetgap.packages.gojson import dumps
 from fleetgap.packages.index import PackageIndex
 from fleetgap.packages.model import Package
 from fleetgap.registry.archive import zip_directory
 from fleetgap.registry.content import Content, http_error, serve_content
-from fleetgap.registry.gojson import dumps
 from fleetgap.registry.proxy import Upstream, UpstreamError
 from fleetgap.registry.query import QueryError, categories_filter, search_filter
 from fleetgap.registry.responses import (
@@ -41,7 +41,7 @@ from fleetgap.registry.routing import parse_query
 from fleetgap.semver import SemverError, Version
 
 if TYPE_CHECKING:  # app.py imports this module
-    from fleetgap.registry.app import IndexHolder
+    from fleetgap.registry.holder import IndexHolder
 
 log = logging.getLogger("fleetgap.registry")
 

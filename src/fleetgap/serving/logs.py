@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
-from fleetgap.response_meter import ResponseMeter
+from fleetgap.serving.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
 REQUEST_LOGGER = "http"
@@ -56,9 +56,9 @@ def configure(settings: Settings) -> None:
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` dict; also handed to Granian for its own loggers."""
     formatter = (
-        {"()": "fleetgap.logs.EcsFormatter", "service_name": settings.service_name}
+        {"()": "fleetgap.serving.logs.EcsFormatter", "service_name": settings.service_name}
         if settings.log_type == "ecs"
-        else {"()": "fleetgap.logs.ConsoleFormatter"}
+        else {"()": "fleetgap.serving.logs.ConsoleFormatter"}
     )
     level = _LEVELS[settings.log_level]
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "main"}

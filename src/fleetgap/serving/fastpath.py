@@ -17,87 +17,21 @@ does not. A new index (watcher, reload) forgets every answer.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fleetgap.logs import RequestLog
-from fleetgap.shedding import CHUNK, TOO_MANY_BODY, TOO_MANY_HEADERS, DownloadLimits
+from fleetgap.registry.known import Answer, KnownAnswers
+from fleetgap.serving.logs import RequestLog
+from fleetgap.serving.shedding import CHUNK, TOO_MANY_BODY, TOO_MANY_HEADERS, DownloadLimits
 
 if TYPE_CHECKING:
-    from fleetgap.metrics import RequestMetrics
-    from fleetgap.registry.app import IndexHolder
+    from fleetgap.serving.metrics import RequestMetrics
 
-Headers = list[tuple[bytes, bytes]]
-MAX_ANSWERS = 4096
 LARGE_BODY = 1 << 20  # known bodies above this are sent in pieces of BODY_PIECE
 BODY_PIECE = 256 << 10
-# Request headers that change a file answer (Go's ServeContent reads them)
-_FILE_CONDITIONS = frozenset(
-    (
-        b"range",
-        b"if-range",
-        b"if-match",
-        b"if-none-match",
-        b"if-modified-since",
-        b"if-unmodified-since",
-    )
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    headers: Headers
-    body: bytes
-    route: str  # the route template metrics count it under
-    path: str | None = None  # a whole file, sent after the headers
-    size: int = 0
-    mtime: float = 0.0
-    download: bool = False  # counts against --max-downloads
-
-
-class KnownAnswers:
-    """The recorded answers of the index being served, by (method, path, query)."""
-
-    def __init__(self, holder: IndexHolder, limit: int = MAX_ANSWERS) -> None:
-        self.holder = holder
-        self.limit = limit
-        self._index = holder.index
-        self._table: dict[tuple[str, str, bytes], Answer] = {}
-
-    def lookup(self, scope: Scope) -> Answer | None:
-        if self.holder.index is not self._index:
-            self._index, self._table = self.holder.index, {}
-            return None
-        key = (scope["method"], scope["path"], scope["query_string"])
-        answer = self._table.get(key)
-        if answer is None or answer.path is None:
-            return answer
-        for name, _ in scope["headers"]:
-            if name in _FILE_CONDITIONS:
-                return None
-        try:
-            info = os.stat(answer.path)
-        except OSError:
-            info = None
-        if info is None or info.st_size != answer.size or info.st_mtime != answer.mtime:
-            self._table.pop(key, None)  # changed on disk: the registry answers afresh
-            return None
-        return answer
-
-    def remember(self, scope: Scope, index: object, answer: Answer) -> None:
-        """Record `answer`, computed with `index`, for requests like `scope`."""
-        if index is not self._index:
-            return
-        table = self._table
-        if len(table) >= self.limit:
-            del table[next(iter(table))]  # the oldest: first in, first out
-        table[(scope["method"], scope["path"], scope["query_string"])] = answer
 
 
 class FastPath:

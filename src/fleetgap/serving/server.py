@@ -26,7 +26,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fleetgap import __version__, heap, logs
+from fleetgap import __version__
 from fleetgap.config import COMPAT_VERSION, Settings, split_address
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.status_page import with_status_page
@@ -37,7 +37,9 @@ from fleetgap.packages.index import (
     load_index,
     release_freed_memory,
 )
-from fleetgap.registry.app import IndexHolder, create_app
+from fleetgap.registry.app import create_app
+from fleetgap.registry.holder import IndexHolder
+from fleetgap.serving import heap, logs
 
 log = logging.getLogger("fleetgap.server")
 
@@ -48,7 +50,7 @@ _TLS_VERSIONS = {
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
 
-# `fleetgap.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
+# `fleetgap.serving.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
 # is set (see metrics.py). The index the main process loaded, inherited by forked workers:
 _PRELOADED: PackageIndex | None = None
 
@@ -98,8 +100,9 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
     """The whole ASGI app: the registry; with a data directory also the agents' downloads
     and the key URLs; load shedding, request logging and metrics around it all; and in
     front, the fast path for answers already known (fastpath.py)."""
-    from fleetgap.fastpath import FastPath, KnownAnswers
-    from fleetgap.shedding import DownloadLimits, ShedDownloads
+    from fleetgap.registry.known import KnownAnswers
+    from fleetgap.serving.fastpath import FastPath
+    from fleetgap.serving.shedding import DownloadLimits, ShedDownloads
 
     known = KnownAnswers(holder)
     app = create_app(settings, holder, known=known)
@@ -111,7 +114,7 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
         app = ShedDownloads(app, limits)
     recorder = None
     if settings.metrics_address:
-        from fleetgap import metrics
+        from fleetgap.serving import metrics
 
         recorder = metrics.RequestMetrics()
         app = metrics.MetricsMiddleware(app, recorder)
@@ -196,17 +199,17 @@ def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
     """In the serving process: hold the index, start the watcher, compose the app."""
     holder = IndexHolder(index)
     if settings.metrics_address:
-        from fleetgap import metrics
+        from fleetgap.serving import metrics
 
         metrics.set_indexed_packages(len(index))
     if settings.package_paths_enable_watcher:
-        from fleetgap.watcher import PackageWatcher
+        from fleetgap.serving.watcher import PackageWatcher
 
         PackageWatcher(settings.package_paths, functools.partial(_rescan, settings, holder)).start()
     if settings.data_dir is not None:
         # Bundle loads publish under DATA and then rewrite its generation file (store.py).
+        from fleetgap.serving.watcher import GenerationWatcher
         from fleetgap.store import DataDir
-        from fleetgap.watcher import GenerationWatcher
 
         generation = DataDir(settings.data_dir).generation
         GenerationWatcher(generation, functools.partial(_rescan, settings, holder)).start()
@@ -220,7 +223,7 @@ def _rescan(settings: Settings, holder: IndexHolder) -> None:
         heap.resettle()  # lets the old index go, freezes the new one
     log.info("%d local package manifests loaded after a change.", len(index))
     if settings.metrics_address:
-        from fleetgap import metrics
+        from fleetgap.serving import metrics
 
         metrics.set_indexed_packages(len(index))
 
@@ -292,7 +295,7 @@ def _metrics_listener(settings: Settings, indexed: int) -> Iterator[None]:
     # Set before prometheus_client is first imported, here or in any worker (see metrics.py).
     directory = tempfile.mkdtemp(prefix="fleetgap-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    from fleetgap import metrics
+    from fleetgap.serving import metrics
 
     host, port = split_address(settings.metrics_address)
     try:
@@ -328,7 +331,7 @@ def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
             "ssl_protocol_min": SSLProtocols(f"tls{settings.tls_min_version}"),
         }
     server = Granian(
-        "fleetgap.server:serving_app",  # informative only: the loader below builds the app
+        "fleetgap.serving.server:serving_app",  # informative only: the loader below builds the app
         address=bind_host(host),
         port=port,
         interface=Interfaces.ASGI,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetgap.registry.gojson import SortedMap, dumps, format_float, sorted_map
+from fleetgap.packages.gojson import SortedMap, dumps, format_float, sorted_map
 
 
 def _goldens(compat: Path) -> list[Path]:
