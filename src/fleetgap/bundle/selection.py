@@ -17,6 +17,10 @@ the file is composed into PyYAML nodes, whose marks carry the line numbers.
       - file: default.pgp                                 # Fleet Server's key file
         source: ./elastic-agent.asc                       # a URL or a local path
         fingerprint: 46095ACC8548582C1A2699A9D27D666CD88E42B4   # default: Elastic's, pinned
+    protection_artifacts:                                 # Elastic Defend's, per Endpoint version
+      versions: [9.1.0, 8.19.4]
+      source: https://artifacts.security.elastic.co       # optional, this is the default
+      public_key: ./defend-manifest.pem                   # optional: checks manifest.sig
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from fleetgap.artifacts import defend
 from fleetgap.artifacts.catalogue import Catalogue, check_version, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source
 from fleetgap.errors import FleetgapError
@@ -55,7 +60,11 @@ KEY_SOURCES: Mapping[str, str] = {
     ELASTIC_KEY_FILE: ELASTIC_KEY_URL,
     FLEET_SERVER_KEY_FILE: AGENT_KEY_URL,  # what Fleet Server fetches when it has no file
 }
-_TOP_KEYS = ("address", "matrix", "queries", "packages", "actions", "artifacts", "keys")
+_TOP_KEYS = (
+    "address", "matrix", "queries", "packages", "actions", "artifacts", "keys",
+    "protection_artifacts",
+)  # fmt: skip
+_DEFEND_KEYS = ("versions", "source", "public_key")
 _ARTIFACT_KEYS = ("source", "versions", "products", "platforms", "package_types")
 _FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 _PACKAGE_NAME = re.compile(r"^[a-z0-9_]+$")  # what EPR accepts as a package name
@@ -122,6 +131,15 @@ class KeySpec:
 
 
 @dataclass(frozen=True)
+class ProtectionArtifacts:
+    """`protection_artifacts:`: Elastic Defend's manifests (and what they list) per version."""
+
+    source: str
+    versions: tuple[str, ...]
+    public_key: Path | None = None  # PEM key that must verify each zip's manifest.sig
+
+
+@dataclass(frozen=True)
 class Selection:
     path: Path
     address: str
@@ -132,6 +150,7 @@ class Selection:
     artifacts: tuple[ArtifactSet, ...]
     keys: tuple[KeySpec, ...]
     document: Mapping[str, Any]  # the file as plain data, for the bundle manifest
+    protection_artifacts: ProtectionArtifacts | None = None
 
 
 def load_selection(path: Path, catalogue: Catalogue | None = None) -> Selection:
@@ -174,6 +193,7 @@ def parse_selection(text: str, path: Path, catalogue: Catalogue | None = None) -
         artifacts=tuple(reader.artifact_sets(top.get("artifacts"), catalogue)),
         keys=tuple(reader.keys(top.get("keys"), base)),  # key paths: beside the file
         document=_plain(root),
+        protection_artifacts=reader.protection_artifacts(top.get("protection_artifacts"), base),
     )
 
 
@@ -346,6 +366,32 @@ class _Reader:
             if source and not source.startswith(("http://", "https://")):
                 source = str(base / source)
             yield KeySpec(file, source or KEY_SOURCES[file], fingerprint or ELASTIC_FINGERPRINT)
+
+    def protection_artifacts(
+        self, node: yaml.Node | None, base: Path
+    ) -> ProtectionArtifacts | None:
+        if node is None or _is_null(node):
+            return None
+        fields = self.mapping(node, "protection_artifacts", _DEFEND_KEYS)
+        source = self.string(fields["source"], "source") if "source" in fields else ""
+        if source and not source.startswith(("http://", "https://")):
+            self.fail(fields["source"], f"source must be an http:// or https:// URL: {source!r}")
+        if "versions" not in fields:
+            self.fail(node, "protection_artifacts needs versions (Endpoint versions)")
+        versions = []
+        for version, version_node in self.strings(fields["versions"], "versions"):
+            try:
+                versions.append(defend.check_version(version))
+            except FleetgapError as exc:
+                self.fail(version_node, str(exc))
+        if not versions:
+            self.fail(fields["versions"], "protection_artifacts needs at least one version")
+        key = self.string(fields["public_key"], "public_key") if "public_key" in fields else ""
+        return ProtectionArtifacts(
+            source.rstrip("/") or defend.DEFAULT_SOURCE,
+            tuple(dict.fromkeys(versions)),
+            base / key if key else None,  # beside the selection file, as keys' paths
+        )
 
 
 def node_text(node: yaml.Node) -> str:
