@@ -8,19 +8,34 @@ names (`store.is_temporary_name`) are never listed or served.
 
 Mount with `Mount("/downloads", app=downloads_app(root))` so that
 `agent.download.sourceURI: https://HOST:PORT/downloads/`.
+
+Elastic Defend's files (`endpoint/`: the manifest zips and the protection artifacts they
+list) get a strong ETag made from their content, the SHA-256 in quotes: the same on every
+restart and every replica sharing the data, and without the hyphen Endpoint does not accept
+(Elastic's guide rewrites nginx's ETag for that reason). Endpoint re-downloads only when the
+ETag changes. Every file answers `If-None-Match` with 304.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 import stat
 import urllib.parse
+from collections import OrderedDict
 from pathlib import Path
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from fleetgap.store import is_temporary_name
@@ -42,8 +57,48 @@ CONTENT_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 
+CONTENT_ETAG_FOLDER = "endpoint/"  # Elastic Defend's manifests and protection artifacts
+_ETAG_CACHE_ENTRIES = 4096
+_etags: OrderedDict[tuple[str, int, int, int], str] = OrderedDict()
+
+
 class _File(FileResponse):
     chunk_size = 1 << 20  # fewer, larger writes: loopback throughput
+
+    def __init__(self, path: Path, *, media_type: str, stat_result: os.stat_result) -> None:
+        super().__init__(path, media_type=media_type, stat_result=stat_result)
+        self.stat = stat_result
+
+
+def content_etag(path: str | os.PathLike[str], info: os.stat_result) -> str:
+    """`"<sha256 of the content>"`, remembered while the file's stat stays the same (at most
+    4096 files: a bounded cache)."""
+    key = (os.fspath(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    tag = _etags.get(key)
+    if tag is None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        tag = f'"{digest.hexdigest()}"'
+        _etags[key] = tag
+        while len(_etags) > _ETAG_CACHE_ENTRIES:
+            _etags.popitem(last=False)
+    return tag
+
+
+def _not_modified(request: Request, response: FileResponse) -> Response | None:
+    """304 when If-None-Match names the file's ETag (weak comparison, RFC 9110 §13.1.2)."""
+    header = request.headers.get("if-none-match")
+    etag = response.headers.get("etag")
+    if header is None or etag is None:
+        return None
+    mine = etag.removeprefix("W/")
+    tags = [tag.strip().removeprefix("W/") for tag in header[:8192].split(",")]
+    if not any(tag == "*" or tag == mine for tag in tags):
+        return None
+    kept = {k: response.headers[k] for k in ("etag", "last-modified") if k in response.headers}
+    return Response(status_code=304, headers=kept)
 
 
 def downloads_app(root: Path) -> Starlette:
@@ -51,7 +106,13 @@ def downloads_app(root: Path) -> Starlette:
     root = Path(root)
 
     async def endpoint(request: Request):
-        return _serve(root, request)
+        response = _serve(root, request)
+        if isinstance(response, _File):
+            if request.path_params.get("path", "").startswith(CONTENT_ETAG_FOLDER):
+                tag = await anyio.to_thread.run_sync(content_etag, response.path, response.stat)
+                response.headers["etag"] = tag
+            return _not_modified(request, response) or response
+        return response
 
     return Starlette(
         routes=[

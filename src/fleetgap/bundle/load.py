@@ -85,7 +85,7 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
                 "downgrade (--allow-downgrade to load it anyway)"
             )
         _check_prerequisites(data, manifest.files, receipts, manifest.bundle_id)
-        keep.extend(_check_conflicts(data, manifest.carried))
+        keep.extend(_check_conflicts(data, manifest.carried, receipts))
         if not dry_run:
             incoming = data.incoming / manifest.bundle_id
             shutil.rmtree(incoming, ignore_errors=True)
@@ -236,16 +236,24 @@ def _check_prerequisites(data: DataDir, files, receipts, bundle_id: str) -> None
         )
 
 
-def _check_conflicts(data: DataDir, carried) -> list[str]:
+def _check_conflicts(data: DataDir, carried, receipts) -> list[str]:
     """Carried files already present: the same content is kept as is; other content at the
-    same path is refused (load never replaces what it did not bring)."""
+    same path is refused (load never replaces what it did not bring). Elastic Defend's
+    manifests (and artifacts at a stable relative_url) change in place upstream: those are
+    replaced when what is there now is what an earlier bundle brought."""
     same, different = [], []
     for entry in carried:
         path = data.root / entry.path
         if path.is_symlink() or path.is_dir():
             different.append(entry.path)
         elif path.is_file():
-            (same if sha256_file(path) == entry.sha256 else different).append(entry.path)
+            present = sha256_file(path)
+            if present == entry.sha256:
+                same.append(entry.path)
+            elif entry.verified_by not in _UPDATED_IN_PLACE or not _brought(
+                receipts, entry, present
+            ):
+                different.append(entry.path)
     if different:
         raise FleetgapError(
             f"{data.root} already holds other content at: "
@@ -255,8 +263,20 @@ def _check_conflicts(data: DataDir, carried) -> list[str]:
     return same
 
 
+_UPDATED_IN_PLACE = ("defend-manifest", "defend-manifest-entry")
+
+
+def _brought(receipts, entry: FileEntry, sha256: str) -> bool:
+    return any(
+        f["path"] == entry.path and f["sha256"] == sha256 for r in receipts for f in r["files"]
+    )
+
+
 def _publish_order(entry: FileEntry) -> tuple[int, str]:
-    # keys, then sidecars/signatures, then the files they verify
+    # keys, then sidecars/signatures, then the files they verify; a Defend manifest last, so
+    # Endpoint never reads one whose artifacts are not all in place yet
+    if entry.verified_by == "defend-manifest":
+        return (3, entry.path)
     return (member_rank(entry.path), entry.path)
 
 

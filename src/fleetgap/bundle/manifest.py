@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any
 
+from fleetgap.artifacts.defend import MANIFEST_FOLDER
 from fleetgap.errors import FleetgapError
 
 FORMAT = "fleetgap-bundle"
@@ -29,8 +30,11 @@ VERIFIED_BY = (
     "sha512+openpgp-detached",  # an artifact, by its .sha512 and .asc
     "sidecar",  # a .sig/.asc/.sha512 itself (it is what verifies another file)
     "pinned-fingerprint",  # a key file, by its fingerprint
+    "defend-manifest",  # an Elastic Defend manifest zip (artifacts/defend.py), read first
+    "defend-manifest-entry",  # a protection artifact, by size and SHA-256 in `vouched_by`
     "none",
 )
+DEFEND_MANIFESTS = MANIFEST_FOLDER + "/"
 TOP_FOLDERS = ("packages", "downloads", "keys")  # what a bundle may write into a data dir
 MAX_MANIFEST_BYTES = 256 << 20  # a bound on what a reader holds in memory
 
@@ -51,9 +55,13 @@ class FileEntry:
     verified_by: str  # one of VERIFIED_BY
     key_fingerprint: str | None  # uppercase hex fingerprint of the key that verified it
     in_bundle: bool = True  # False in a delta: the closed side must already hold it
+    vouched_by: str | None = None  # a protection artifact: the Defend manifest listing it
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        fields = asdict(self)
+        if self.vouched_by is None:
+            del fields["vouched_by"]  # only protection artifacts have one
+        return fields
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,12 @@ def validate(manifest: Manifest) -> None:
                 f"manifest verified_by of {entry.path} is {entry.verified_by!r}, "
                 f"expected one of {', '.join(VERIFIED_BY)}"
             )
+        if (entry.verified_by == "defend-manifest-entry") != (entry.vouched_by is not None):
+            raise ManifestError(
+                f"manifest vouched_by of {entry.path} goes with defend-manifest-entry only"
+            )
+        if entry.vouched_by is not None and not entry.vouched_by.startswith(DEFEND_MANIFESTS):
+            raise ManifestError(f"manifest vouched_by of {entry.path} is not a Defend manifest")
         fingerprint = entry.key_fingerprint
         if fingerprint is not None and not _FINGERPRINT.fullmatch(fingerprint):
             raise ManifestError(f"manifest key_fingerprint of {entry.path} is not uppercase hex")
@@ -217,6 +231,7 @@ def _entry(item: object, index: int) -> FileEntry:
         verified_by=_typed(item, "verified_by", str, where=where),
         key_fingerprint=_typed(item, "key_fingerprint", str, where=where, optional=True),
         in_bundle=_typed(item, "in_bundle", bool, where=where),
+        vouched_by=(_typed(item, "vouched_by", str, where=where) if "vouched_by" in item else None),
     )
 
 
@@ -245,6 +260,6 @@ SIDECAR_SUFFIXES = (".sig", ".asc", ".sha512")
 def member_rank(path: str) -> int:
     if path.startswith("keys/"):
         return 0
-    if path.endswith(SIDECAR_SUFFIXES):
-        return 1
+    if path.endswith(SIDECAR_SUFFIXES) or path.startswith(DEFEND_MANIFESTS):
+        return 1  # a Defend manifest vouches for the protection artifacts after it
     return 2

@@ -4,23 +4,28 @@ Packages are resolved through the registry's /search (as `bundle create` does); 
 size comes from a HEAD request (key files given as local paths: from the disk). Against a
 receipt, a file is new when the receipt has no file at its path: its SHA-256 is known only
 once it is downloaded, so a changed file at a held path shows as held here, and `bundle
-create --since` still compares by path and SHA-256.
+create --since` still compares by path and SHA-256. Elastic Defend's manifests are fetched
+(they are small) and say each artifact's size and SHA-256: those compare by both.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fleetgap.artifacts import defend
 from fleetgap.artifacts.urls import compose_url
+from fleetgap.bundle.defend_stage import fetch_manifests
 from fleetgap.bundle.holding import Holding
 from fleetgap.bundle.resolve import package_url, resolve_artifacts, resolve_packages
-from fleetgap.bundle.selection import Selection
+from fleetgap.bundle.selection import ProtectionArtifacts, Selection
 from fleetgap.net import Net, NetError
 
 PACKAGE, SIGNATURE, ARTIFACT, SIDECAR, KEY = "package", "signature", "artifact", "sidecar", "key"
+DEFEND_MANIFEST, PROTECTION_ARTIFACT = "defend-manifest", "protection-artifact"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class PlannedFile:
     size: int | None  # None when the source does not say
     new: bool  # False when the receipt already lists this path
     problem: str = ""  # why the size could not be learnt (e.g. HTTP 404)
+    endpoint_versions: tuple[str, ...] = ()  # Defend: the Endpoint versions that list it
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +84,51 @@ def plan(selection: Selection, net: Net, holding: Holding | None = None, paralle
         return PlannedFile(path, kind, url, size, path not in held, problem)
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return Plan(tuple(pool.map(measure, wanted)))
+        files = list(pool.map(measure, wanted))
+    if selection.protection_artifacts is not None:
+        files += _defend_files(selection.protection_artifacts, net, holding)
+    return Plan(tuple(files))
+
+
+def _defend_files(
+    spec: ProtectionArtifacts, net: Net, holding: Holding | None
+) -> list[PlannedFile]:
+    """Per Endpoint version its manifest, then the artifacts it lists (shared ones once, with
+    every version that lists them); new unless the receipt has the same path and SHA-256."""
+    fetched, refused = fetch_manifests(spec, net)
+    files: dict[str, PlannedFile] = {}
+
+    def new(path: str, sha256: str) -> bool:
+        return holding is None or not holding.holds(path, sha256)
+
+    for item in fetched:
+        path = defend.manifest_path(item.version)
+        url = defend.manifest_url(spec.source, item.version)
+        digest = hashlib.sha256(item.zip_bytes).hexdigest()
+        files[path] = PlannedFile(
+            path, DEFEND_MANIFEST, url, len(item.zip_bytes), new(path, digest),
+            endpoint_versions=(item.version,),
+        )  # fmt: skip
+        for entry in item.manifest.entries:
+            held = files.get(entry.data_path)
+            versions = (held.endpoint_versions if held else ()) + (item.version,)
+            files[entry.data_path] = PlannedFile(
+                entry.data_path, PROTECTION_ARTIFACT, defend.artifact_url(spec.source, entry),
+                entry.encoded_size, new(entry.data_path, entry.encoded_sha256),
+                endpoint_versions=versions,
+            )  # fmt: skip
+    for version, line in _refusals(spec, fetched, refused):
+        path = defend.manifest_path(version)
+        url = defend.manifest_url(spec.source, version)
+        files[path] = PlannedFile(path, DEFEND_MANIFEST, url, None, True, line, (version,))
+    return list(files.values())
+
+
+def _refusals(spec: ProtectionArtifacts, fetched, refused: Sequence[str]):
+    """(version, reason) for each version whose manifest could not be fetched or read."""
+    done = {item.version for item in fetched}
+    missing = [v for v in spec.versions if v not in done]
+    return list(zip(missing, refused, strict=False))
 
 
 def _size(net: Net, url: str) -> tuple[int | None, str]:
@@ -98,6 +148,8 @@ def summary_lines(result: Plan) -> Sequence[str]:
         (KEY, "key files"),
         (PACKAGE, "packages"),
         (ARTIFACT, "artifacts"),
+        (DEFEND_MANIFEST, "Defend manifests"),
+        (PROTECTION_ARTIFACT, "protection artifacts"),
     )
     lines = []
     for kind, label in kinds:

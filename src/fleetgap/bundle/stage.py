@@ -2,7 +2,8 @@
 
     cache/keys/       the selection's key files, each checked against its pinned fingerprint
     cache/packages/   <name>-<version>.zip + .zip.sig, the zip verified by its .sig
-    cache/downloads/  artifacts + .sha512 + .asc, verified as the agent verifies them
+    cache/downloads/  artifacts + .sha512 + .asc, verified as the agent verifies them;
+                      Elastic Defend's manifests and protection artifacts (defend_stage.py)
 
 Nothing unverified is ever placed there: downloads wait in cache/state/incoming/ (resumed
 on the next run) and are moved in only after their signature verifies. Files already in
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetgap.artifacts.mirror import FAILED, MISSING, ProgressFactory, mirror
+from fleetgap.bundle.defend_stage import stage_defend
 from fleetgap.bundle.manifest import FileEntry
 from fleetgap.bundle.packages import Fetched, FileProgress, PackageFetcher, Target
 from fleetgap.bundle.resolve import (
@@ -53,6 +55,7 @@ class Staged:
     artifacts: int
     keys: int
     trusted: tuple[str, ...]  # fingerprints of the keys that verified the files
+    protection_artifacts: int = 0  # Defend manifests and the artifacts they list
 
 
 def stage(
@@ -69,8 +72,10 @@ def stage(
     options = net_options or NetOptions(connections=max(parallel, 8))
     with exclusive(cache.state / "stage.lock", "fleetgap bundle create"), Net(options) as net:
         key_entries, carried = _stage_keys(selection.keys, cache, net)
-        trusted = tuple(trust) or _elastic_trust(carried, cache, net)
         refs = resolve_packages(selection, net, parallel)
+        artifacts = resolve_artifacts(selection)
+        needs_pgp = bool(refs or artifacts)  # Defend's artifacts are not OpenPGP-signed
+        trusted = tuple(trust) or (_elastic_trust(carried, cache, net) if needs_pgp else ())
         fetcher = PackageFetcher(
             net, selection.address, trusted, cache.incoming / "packages", progress
         )
@@ -79,13 +84,20 @@ def stage(
         entry for f in fetched if f.key is not None for entry in _package_entries(cache, f)
     ]
     refused = [f.problem for f in fetched if f.key is None]
-    artifacts = resolve_artifacts(selection)
     artifact_entries, artifact_refused = _stage_artifacts(
         artifacts, cache, trusted, options, parallel, progress
     )
+    defend_entries: list[FileEntry] = []
+    if selection.protection_artifacts is not None:
+        with Net(options) as net:
+            defend_entries, defend_refused = stage_defend(
+                selection.protection_artifacts, cache, net, parallel=parallel, progress=progress
+            )
+        refused += defend_refused
     return Staged(
-        entries=tuple(key_entries + package_entries + artifact_entries),
+        entries=tuple(key_entries + package_entries + artifact_entries + defend_entries),
         refused=tuple(refused + artifact_refused),
+        protection_artifacts=len(defend_entries),
         packages=len(refs),
         artifacts=len(artifacts),
         keys=len(key_entries),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from fleetgap.artifacts import defend
 from fleetgap.bundle.hashpipe import HashPipe
 from fleetgap.bundle.manifest import SIGNATURE_NAME, FileEntry, Manifest
 from fleetgap.bundle.reader import MAX_SIGNATURE_BYTES, BundleError, BundleReader, find_parts
@@ -184,6 +185,7 @@ class _FileChecker:
         self.small: dict[str, bytes] = {}  # sidecars and keys, by path
         self.keys: list[PublicKey] = list(trust.file_keys)
         self.pending: dict[str, list[Check]] = {}
+        self.defend: dict[str, dict[str, defend.DefendEntry]] = {}  # manifest → path → entry
 
     def chunks(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
         kind = entry.verified_by
@@ -197,14 +199,20 @@ class _FileChecker:
             return self._signed(entry, chunks, entry.path + ".sig", None)
         if kind == "sha512+openpgp-detached":
             return self._signed(entry, chunks, entry.path + ".asc", entry.path + ".sha512")
+        if kind == "defend-manifest":
+            return self._defend_manifest(entry, chunks)
+        if kind == "defend-manifest-entry":
+            return self._defend_artifact(entry, chunks)
         return self._held(entry, chunks)
 
     def held_elsewhere(self, manifest: Manifest, root: Path) -> list[Check]:
         checks = []
         for entry in manifest.files:
-            small = entry.verified_by in ("sidecar", "pinned-fingerprint")
+            small = entry.verified_by in ("sidecar", "pinned-fingerprint", "defend-manifest")
             path = root / entry.path
             if entry.in_bundle or not small or not path.is_file():
+                continue
+            if path.stat().st_size > max(MAX_SIGNATURE_BYTES, defend.MAX_MANIFEST_ZIP):
                 continue
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != entry.sha256:
@@ -212,6 +220,8 @@ class _FileChecker:
             self.small[entry.path] = data
             if entry.verified_by == "pinned-fingerprint":
                 checks.append(self._key(entry, data))
+            if entry.verified_by == "defend-manifest":
+                checks.append(self._parse_defend(entry, data))
         return checks
 
     def checks_for(self, entry: FileEntry) -> list[Check]:
@@ -235,6 +245,57 @@ class _FileChecker:
         if entry.verified_by == "pinned-fingerprint":
             checks.append(self._key(entry, data))
         self.pending[entry.path] = checks
+
+    def _defend_manifest(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        if entry.size > defend.MAX_MANIFEST_ZIP:
+            raise BundleError(
+                f"{entry.path}: {entry.size} bytes, too large for a Defend manifest "
+                f"(at most {defend.MAX_MANIFEST_ZIP})"
+            )
+        held: list[bytes] = []
+        for chunk in chunks:
+            held.append(chunk)
+            yield chunk
+        self.pending[entry.path] = [
+            Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest"),
+            self._parse_defend(entry, b"".join(held)),
+        ]
+
+    def _parse_defend(self, entry: FileEntry, data: bytes) -> Check:
+        try:
+            parsed = defend.parse_manifest_zip(data, entry.path)
+        except FleetgapError as exc:
+            raise BundleError(str(exc)) from None
+        self.defend[entry.path] = parsed.by_path()
+        return Check(
+            entry.path,
+            f"Elastic Defend manifest {parsed.manifest_version}: {len(parsed.entries)} "
+            "artifacts, every relative_url under /downloads/",
+        )
+
+    def _defend_artifact(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        listed = self.defend.get(entry.vouched_by or "")
+        if listed is None:
+            raise BundleError(
+                f"{entry.path}: its Defend manifest {entry.vouched_by} is not carried before "
+                "it nor held unchanged, so it cannot be checked"
+            )
+        found = listed.get(entry.path)
+        if found is None or (found.encoded_size, found.encoded_sha256) != (
+            entry.size,
+            entry.sha256,
+        ):
+            raise BundleError(
+                f"{entry.path}: not listed with this size and SHA-256 in {entry.vouched_by}"
+            )
+        yield from chunks  # the reader checks the bytes against this SHA-256 and size
+        self.pending[entry.path] = [
+            Check(
+                entry.path,
+                f"size {entry.size} and SHA-256 {entry.sha256} as the manifest and the entry "
+                f"{found.name} of {entry.vouched_by} give",
+            )
+        ]
 
     def _key(self, entry: FileEntry, data: bytes) -> Check:
         try:

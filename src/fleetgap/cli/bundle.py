@@ -59,7 +59,10 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     if as_json:
         document = {
             "files": [f.as_dict() for f in result.files],
-            "counts": {k: result.count(k) for k in ("key", "package", "artifact")},
+            "counts": {
+                k: result.count(k)
+                for k in ("key", "package", "artifact", "defend-manifest", "protection-artifact")
+            },
             "bytes": result.bytes,
             "new_files": sum(1 for f in result.files if f.new),
             "new_bytes": result.new_bytes,
@@ -68,7 +71,8 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     else:
         for f in result.files:
             size = f"{f.size:>12}" if f.size is not None else f"{'?':>12}"
-            click.echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
+            listed = f"  (Endpoint {', '.join(f.endpoint_versions)})" if f.endpoint_versions else ""
+            click.echo(f"{'new ' if f.new else 'held'} {size}  {f.path}{listed}")
         for line in summary_lines(result):
             click.echo(line)
     for f in result.problems:
@@ -169,6 +173,7 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
         "packages": staged.packages,
         "artifacts": staged.artifacts,
         "keys": staged.keys,
+        "protection_artifacts": staged.protection_artifacts,
         "delta": holding is not None,
         "signed_by": signer.fingerprint if signer else None,
         "verified_with": list(staged.trusted),
@@ -182,6 +187,11 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
         f"bundle {summary.bundle_id} (sequence {summary.sequence}): {len(carried)} of "
         f"{len(entries)} files, {report['bytes_in_bundle'] / 1e6:.1f} MB; {staged.packages} "
         f"packages, {staged.artifacts} artifacts, {staged.keys} key files"
+        + (
+            f", {staged.protection_artifacts} Defend manifests and protection artifacts"
+            if staged.protection_artifacts
+            else ""
+        )
         + ("; delta against the receipt" if holding else "")
     )
 

@@ -1,0 +1,212 @@
+"""Elastic Defend's protection artifacts across the gap: a loopback stand-in for
+artifacts.security.elastic.co (`fleetgap serve --data` over files written here), `bundle
+create` → `bundle load` → `fleetgap serve`, then a client doing what Endpoint does."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bundle.test_create import fleetgap
+from bundle.tests_env import run_env
+from defend_upstream import ONLY_91, ONLY_819, SHARED, artifact_url, publish, write_manifest
+from fleetgap.pgp.keys import SecretKey
+
+from serving import fleetgap_serve
+
+VERSIONS = ("9.1.0", "8.19.4")
+
+
+@pytest.fixture()
+def upstream(tmp_path):
+    """Both versions published; yields (data dir, base URL)."""
+    data = tmp_path / "upstream"
+    publish(data, "9.1.0", "1.0.100", {**SHARED, **ONLY_91})
+    publish(data, "8.19.4", "1.0.100", {**SHARED, **ONLY_819})
+    with fleetgap_serve("--data", str(data), env=run_env(), cwd=tmp_path, log_dir=tmp_path) as s:
+        yield data, s.url
+
+
+def write_selection(path: Path, source: str) -> Path:
+    path.write_text(
+        f"protection_artifacts:\n  versions: [{', '.join(VERSIONS)}]\n  source: {source}\n"
+    )
+    return path
+
+
+def endpoint_fetch(base: str, version: str, etag: str | None = None) -> tuple[dict, dict]:
+    """What Endpoint does: the manifest zip, its manifest.json, every relative_url, each
+    checked (encoded size and SHA-256, zlib, decoded size and SHA-256)."""
+    url = f"{base}/downloads/endpoint/manifest/artifacts-{version}.zip"
+    answer = httpx.get(url, headers={"If-None-Match": etag} if etag else {})
+    if answer.status_code == 304:
+        return {}, dict(answer.headers)
+    assert answer.status_code == 200, answer.text
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    for name, entry in manifest["artifacts"].items():
+        got = httpx.get(base + entry["relative_url"])
+        assert got.status_code == 200, name
+        assert len(got.content) == entry["encoded_size"]
+        assert hashlib.sha256(got.content).hexdigest() == entry["encoded_sha256"]
+        decoded = zlib.decompress(got.content)
+        assert len(decoded) == entry["decoded_size"]
+        assert hashlib.sha256(decoded).hexdigest() == entry["decoded_sha256"]
+    return manifest, dict(answer.headers)
+
+
+def test_create_load_serve_as_endpoint_fetches(upstream, tmp_path):
+    data, url = upstream
+    write_selection(tmp_path / "s.yaml", url)
+    signer = SecretKey.generate("bundle signer")
+    signer.write(tmp_path / "signer.key", tmp_path / "signer.asc")
+    run = fleetgap(
+        "bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "cache",
+        "--sign-key", "signer.key", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # 2 manifests + 4 distinct artifacts (2 shared, stored and carried once)
+    assert json.loads(run.stdout)["files_in_bundle"] == 6
+    inspect = json.loads(fleetgap("bundle", "inspect", "b.tar", "--json", cwd=tmp_path).stdout)
+    carried = {f["path"]: f for f in inspect["files"]}
+    shared = artifact_url("diagnostic-configuration-v1").lstrip("/")
+    assert carried[shared]["verified_by"] == "defend-manifest-entry"
+    assert carried[shared]["vouched_by"].startswith("downloads/endpoint/manifest/artifacts-")
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    run = fleetgap(
+        "bundle", "load", "b.tar", "--data", str(closed), "--trust-key", "signer.asc",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr + run.stdout
+    with fleetgap_serve("--data", str(closed), env=run_env(), cwd=tmp_path, log_dir=tmp_path) as s:
+        for version in VERSIONS:
+            manifest, headers = endpoint_fetch(s.url, version)
+            assert manifest["manifest_version"] == "1.0.100"
+            etag = headers["etag"]
+            served = httpx.get(f"{s.url}/downloads/endpoint/manifest/artifacts-{version}.zip")
+            upstream_zip = data / f"downloads/endpoint/manifest/artifacts-{version}.zip"
+            assert served.content == upstream_zip.read_bytes()  # byte for byte
+            assert etag == f'"{hashlib.sha256(served.content).hexdigest()}"'
+            assert "-" not in etag
+            again, headers = endpoint_fetch(s.url, version, etag)
+            assert again == {} and headers["etag"] == etag  # 304 Not Modified
+        part = httpx.get(s.url + artifact_url("diagnostic-configuration-v1"),
+                         headers={"Range": "bytes=0-9"})  # fmt: skip
+        assert part.status_code == 206 and len(part.content) == 10
+    logged = [json.loads(line) for line in s.log_text().splitlines() if '"http"' in line]
+    statuses = {
+        (r["url.path"], r["http.response.code"]) for r in logged if "url.path" in r
+    }  # the same request log as every other file
+    assert ("/downloads/endpoint/manifest/artifacts-9.1.0.zip", 304) in statuses
+
+
+def test_etag_is_the_same_after_a_restart_and_on_another_copy(upstream, tmp_path):
+    data, url = upstream
+    path = "/downloads/endpoint/manifest/artifacts-9.1.0.zip"
+    first = httpx.get(url + path).headers["etag"]
+    copy = tmp_path / "copy"
+    (copy / "downloads/endpoint/manifest").mkdir(parents=True)
+    (copy / path.lstrip("/")).write_bytes((data / path.lstrip("/")).read_bytes())
+    with fleetgap_serve("--data", str(copy), env=run_env(), cwd=tmp_path, log_dir=tmp_path) as s:
+        assert httpx.get(s.url + path).headers["etag"] == first
+
+
+def _damage_artifact(data: Path) -> str:
+    target = data / artifact_url("diagnostic-configuration-v1").lstrip("/")
+    body = bytearray(target.read_bytes())
+    body[5] ^= 1
+    target.write_bytes(bytes(body))
+    return "diagnostic-configuration-v1"
+
+
+def _outside_downloads(data: Path) -> str:
+    bad = {
+        "relative_url": "/api/fleet/artifacts/evil",
+        "compression_algorithm": "zlib",
+        "encryption_algorithm": "none",
+        "decoded_size": 1, "decoded_sha256": "0" * 64,
+        "encoded_size": 1, "encoded_sha256": "0" * 64,
+    }  # fmt: skip
+    from defend_upstream import manifest_zip
+
+    write_manifest(data, "9.1.0", manifest_zip("1.0.101", {"evil-v1": bad}))
+    return "/api/fleet/artifacts/evil"
+
+
+def _missing_artifact(data: Path) -> str:
+    (data / artifact_url("production-rules-linux-v1").lstrip("/")).unlink()
+    return "production-rules-linux-v1"
+
+
+@pytest.mark.parametrize("spoil", [_damage_artifact, _outside_downloads, _missing_artifact])
+def test_bad_upstream_stops_create_naming_it(upstream, tmp_path, spoil):
+    data, url = upstream
+    named = spoil(data)
+    write_selection(tmp_path / "s.yaml", url)
+    run = fleetgap("bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "cache",
+                   cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1
+    refusals = [line for line in run.stderr.splitlines() if line.startswith("REFUSED")]
+    assert len(refusals) == 1 and named in refusals[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "b.tar").exists()
+
+
+def test_delta_carries_only_the_changed_artifact_and_its_manifest(upstream, tmp_path):
+    data, url = upstream
+    write_selection(tmp_path / "s.yaml", url)
+    run = fleetgap("bundle", "create", "s.yaml", "--out", "full.tar", "--cache", "cache",
+                   cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    load = ("bundle", "load", "--data", str(closed), "--allow-unsigned")
+    assert fleetgap(*load[:2], "full.tar", *load[2:], cwd=tmp_path).returncode == 0
+    receipt = fleetgap("bundle", "receipt", "--data", str(closed), cwd=tmp_path)
+    (tmp_path / "receipt.json").write_text(receipt.stdout)
+    # upstream: one artifact of 9.1.0 changes, so does its manifest; 8.19.4 stays
+    publish(data, "9.1.0", "1.0.101", {**SHARED, "production-rules-linux-v1": b"new rule" * 99})
+    run = fleetgap("bundle", "create", "s.yaml", "--out", "delta.tar", "--cache", "cache",
+                   "--since", "receipt.json", "--json", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    inspect = json.loads(fleetgap("bundle", "inspect", "delta.tar", "--json", cwd=tmp_path).stdout)
+    carried = sorted(f["path"] for f in inspect["files"] if f["in_bundle"])
+    assert carried == [
+        "downloads/endpoint/artifacts/production-rules-linux-v1.zlib",
+        "downloads/endpoint/manifest/artifacts-9.1.0.zip",
+    ]
+    run = fleetgap(*load[:2], "delta.tar", *load[2:], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr + run.stdout
+    with fleetgap_serve("--data", str(closed), env=run_env(), cwd=tmp_path, log_dir=tmp_path) as s:
+        manifest, _ = endpoint_fetch(s.url, "9.1.0")
+        assert manifest["manifest_version"] == "1.0.101"
+        assert endpoint_fetch(s.url, "8.19.4")[0]["manifest_version"] == "1.0.100"
+
+
+def test_plan_lists_each_version_manifest_and_artifacts_with_sizes(upstream, tmp_path):
+    data, url = upstream
+    write_selection(tmp_path / "s.yaml", url)
+    run = fleetgap("bundle", "plan", "s.yaml", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    files = {f["path"]: f for f in json.loads(run.stdout)["files"]}
+    for version in VERSIONS:
+        path = f"downloads/endpoint/manifest/artifacts-{version}.zip"
+        assert files[path]["kind"] == "defend-manifest"
+        assert files[path]["size"] == (data / path).stat().st_size
+    shared = files[artifact_url("diagnostic-configuration-v1").lstrip("/")]
+    assert shared["kind"] == "protection-artifact"
+    assert shared["endpoint_versions"] == list(VERSIONS)
+    assert shared["size"] == (data / shared["path"]).stat().st_size
+    only = files[artifact_url("production-rules-linux-v1").lstrip("/")]
+    assert only["endpoint_versions"] == ["9.1.0"]
+    assert len(files) == 6
+    text = fleetgap("bundle", "plan", "s.yaml", cwd=tmp_path).stdout
+    assert "2 Defend manifests (2 new)" in text and "4 protection artifacts (4 new)" in text
