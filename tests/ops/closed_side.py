@@ -1,4 +1,5 @@
-"""A complete closed-side data directory: signed packages, artifacts with sidecars, keys."""
+"""A complete closed-side data directory: signed packages, artifacts with sidecars, keys,
+Elastic Defend's protection artifacts for STACK."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from artifacts.conftest import Upstream
+from defend_upstream import SHARED, publish
 from fleetgap.artifacts.catalogue import load_catalogue
 from fleetgap.ops.doctor import ARCHIVES, PRODUCTS, SETUP_PACKAGES
 from fleetgap.pgp.keys import SecretKey
@@ -19,6 +21,7 @@ from builders import write_zip_package
 STACK = "9.1.0"
 PLATFORMS = ("linux-x86_64", "windows-x86_64")
 EXTRA_PACKAGE = "nginx"
+DEFEND_MANIFEST_VERSION = "1.0.2345"
 
 
 def build_data_dir(root: Path, key: SecretKey) -> Path:
@@ -32,6 +35,7 @@ def build_data_dir(root: Path, key: SecretKey) -> Path:
     keys = root / "keys"
     keys.mkdir(parents=True, exist_ok=True)
     (keys / "GPG-KEY-elastic-agent").write_text(key.public_key.armored)
+    publish(root, STACK, DEFEND_MANIFEST_VERSION, SHARED)
     (root / "state").mkdir(exist_ok=True)
     return root
 

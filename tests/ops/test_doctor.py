@@ -271,3 +271,52 @@ def test_unknown_platform_is_one_error_line():
     )
     assert result.exit_code == 1
     assert result.output.startswith("error: unknown platform beos-ppc (known: linux-x86_64,")
+
+
+DEFEND = f"defend protection artifacts {STACK}"
+
+
+def test_defend_artifacts_complete_report_manifest_version_and_age(closed_side):
+    code, checks = doctor(closed_side)
+    assert checks[DEFEND]["status"] == "ok"
+    assert "manifest_version 1.0.2345" in checks[DEFEND]["detail"]
+    assert "days ago" in checks[DEFEND]["detail"]
+    assert "all 2 artifacts served as listed" in checks[DEFEND]["detail"]
+
+
+def test_defend_artifact_missing_fails_with_the_fix(closed_side):
+    from defend_upstream import artifact_url
+
+    missing = closed_side.data / artifact_url("diagnostic-configuration-v1").lstrip("/")
+    with moved_away(missing):
+        code, checks = doctor(closed_side)
+    assert code == 1
+    assert set(failures(checks)) == {DEFEND}
+    detail = checks[DEFEND]["detail"]
+    assert "diagnostic-configuration-v1" in detail and "HTTP 404" in detail
+    assert "protection_artifacts" in checks[DEFEND]["fix"]
+
+
+def test_defend_manifest_without_etag_fails(closed_side, tmp_path):
+    """Python's http.server sends no ETag: Endpoint would never see new artifacts there."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(closed_side.data)
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(
+            main, ["doctor", "--stack-version", STACK, "--defend", base, "--json"]
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    checks = {c["id"]: c for c in json.loads(result.stdout)["checks"]}
+    assert result.exit_code == 1
+    assert checks[DEFEND]["status"] == "fail" and "no ETag" in checks[DEFEND]["detail"]

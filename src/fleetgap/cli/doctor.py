@@ -22,6 +22,11 @@ def url_options(function):  # type: ignore[no-untyped-def]
             click.option("--key-url", help="Key URL (…/GPG-KEY-elastic-agent)."),
             click.option("--fleet-server", help="Fleet Server URL (https://HOST:8220)."),
             click.option(
+                "--defend",
+                help="Elastic Defend's artifacts base_url (advanced.artifacts.global.base_url) "
+                "[default: --artifacts without /downloads/].",
+            ),
+            click.option(
                 "--platform",
                 "platforms",
                 multiple=True,

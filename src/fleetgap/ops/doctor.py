@@ -11,6 +11,7 @@ Measured against the live URLs, the way Kibana, Fleet Server and the agents will
   as the agent verifies (§6);
 - the key URL serves a key that verifies them; Fleet Server's key endpoint answers over
   https (spec: fleet-server-pgp §1–§3, agent-artifacts §6.4);
+- Elastic Defend's protection artifacts for Endpoint V (defend_doctor.py);
 - every TLS certificate chains to the CA and is valid for 30 more days.
 """
 
@@ -28,6 +29,7 @@ from fleetgap.artifacts.agent_upgrade import UpgradeCheck, fleet_key_url, verify
 from fleetgap.artifacts.catalogue import Artifact, check_version, load_catalogue
 from fleetgap.artifacts.urls import compose_url
 from fleetgap.errors import FleetgapError
+from fleetgap.ops import defend_doctor
 from fleetgap.ops.checks import FAIL, OK, SKIP, Check, CheckResult, run_checks
 from fleetgap.ops.probe import Probe, ProbeError, origin
 from fleetgap.ops.receipts import loaded_bundles
@@ -59,6 +61,7 @@ class DoctorOptions:
     artifacts: str | None = None  # the download source, …/downloads/
     key_url: str | None = None  # …/GPG-KEY-elastic-agent
     fleet_server: str | None = None  # https://fleet-server:8220
+    defend: str | None = None  # Defend's artifacts.global.base_url (default: from artifacts)
     platforms: tuple[str, ...] = ()  # default: every platform the agent ships for V
     packages: tuple[str, ...] = ()
     ca_cert: Path | None = None
@@ -95,13 +98,18 @@ def run_doctor(options: DoctorOptions) -> Report:
         ("--artifacts", options.artifacts),
         ("--key-url", options.key_url),
         ("--fleet-server", options.fleet_server),
+        ("--defend", options.defend),
     ):
         if url is not None and origin(url) is None:
             raise FleetgapError(f"{name} must be an http:// or https:// URL, not {url!r}")
-    urls = (options.registry, options.artifacts, options.key_url, options.fleet_server)
+    urls = (
+        options.registry, options.artifacts, options.key_url, options.fleet_server,
+        options.defend,
+    )  # fmt: skip
     if not any(urls) and options.data_dir is None:
         raise FleetgapError(
-            "nothing to check: give --registry, --artifacts, --key-url, --fleet-server or --data"
+            "nothing to check: give --registry, --artifacts, --key-url, --fleet-server, "
+            "--defend or --data"
         )
     doctor = _Doctor(options)
     try:
@@ -145,6 +153,8 @@ class _Doctor:
         for artifact in self.artifacts:
             check_id = f"artifact {artifact.product} {artifact.platform}"
             out.append((check_id, "artifacts", lambda a=artifact: self.artifact(a)))
+        defend_id = f"defend protection artifacts {self.v}"
+        out.append((defend_id, "defend", self.defend_artifacts))
         out.append(("key url", "key", self.key_check))
         out.append(("fleet server key endpoint", "fleet-server", self.fleet_server_key))
         if o.data_dir is not None:
@@ -473,6 +483,12 @@ class _Doctor:
             )
         return CheckResult(check_id, "fleet-server", OK, f"{url} serves {served.fingerprint}")
 
+    # --- Elastic Defend -------------------------------------------------------------------
+
+    def defend_artifacts(self) -> CheckResult:
+        base = defend_doctor.base_url(self.o.defend, self.o.artifacts)
+        return defend_doctor.defend_check(self.probe, base, self.v, self.o.defend is not None)
+
     # --- bundles --------------------------------------------------------------------------
 
     def bundles(self) -> CheckResult:
@@ -502,7 +518,10 @@ class _Doctor:
     # --- TLS ------------------------------------------------------------------------------
 
     def _tls_origins(self) -> list[tuple[str, str, int]]:
-        urls = (self.o.registry, self.o.artifacts, self.o.key_url, self.o.fleet_server)
+        urls = (
+            self.o.registry, self.o.artifacts, self.o.key_url, self.o.fleet_server,
+            self.o.defend,
+        )  # fmt: skip
         found = [origin(url) for url in urls if url]
         return list(dict.fromkeys(o for o in found if o is not None))
 
