@@ -124,3 +124,25 @@ def test_missing_url_is_one_error_line():
     result = CliRunner().invoke(main, ["config", "agent"])
     assert result.exit_code == 1
     assert result.output == "error: `fleetgap config agent` needs --artifacts\n"
+
+
+def test_defend_settings_per_os_with_the_ca_as_pem(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text(CA_PEM)
+    text = run("defend", "--url", REGISTRY + "/", "--ca-cert", str(ca))
+    settings = yaml.safe_load(text)
+    assert settings == {
+        **{f"{os}.advanced.artifacts.global.base_url": REGISTRY for os in ("linux", "mac")},
+        "windows.advanced.artifacts.global.base_url": REGISTRY,
+        **{f"{os}.advanced.artifacts.global.ca_cert": CA_PEM for os in ("linux", "mac")},
+        "windows.advanced.artifacts.global.ca_cert": CA_PEM,
+    }
+    assert "manifest_relative_url empty" in text
+    assert "Endpoint.policy.applied.artifacts.global.version" in text
+
+
+def test_defend_needs_a_base_url_without_downloads():
+    for args in ([], ["--url", ARTIFACTS]):
+        result = CliRunner().invoke(main, ["config", "defend", *args])
+        assert result.exit_code == 1
+        assert len(result.output.strip().splitlines()) == 1

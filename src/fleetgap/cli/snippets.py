@@ -14,6 +14,7 @@ from fleetgap.ops.snippets import DEFAULT_GPG_KEY_PATH, SNIPPETS, Deployment, sn
 @click.option("--registry", help="The registry URL as Kibana reaches it.")
 @click.option("--artifacts", help="The download source URL (…/downloads/) as agents reach it.")
 @click.option("--key-url", help="The key URL (…/GPG-KEY-elastic-agent) for Fleet Server.")
+@click.option("--url", help="defend: the server's base URL as endpoints reach it (no /downloads).")
 @click.option(
     "--ca-cert",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -33,6 +34,7 @@ from fleetgap.ops.snippets import DEFAULT_GPG_KEY_PATH, SNIPPETS, Deployment, sn
 )
 def config(kind: str, **options: object) -> None:
     """Print the snippet for KIND: kibana (kibana.yml), fleet-server (fleet-server.yml),
-    agent (elastic-agent.yml) or download-source (JSON for Kibana's
-    POST /api/fleet/agent_download_sources)."""
+    agent (elastic-agent.yml), download-source (JSON for Kibana's
+    POST /api/fleet/agent_download_sources) or defend (the Elastic Defend policy's advanced
+    settings for Linux, macOS and Windows; --ca-cert: the PEM text goes in the policy)."""
     click.echo(snippet(kind, Deployment(**options)), nl=False)  # type: ignore[arg-type]

@@ -3,7 +3,8 @@
 YAML is written by PyYAML (so what is pasted parses); the download-source body holds only
 fields Kibana's API takes. spec: kibana-fleet-client §1 (kibana.yml, NODE_EXTRA_CA_CERTS),
 §8.2 (isAirGapped), §9 (agent_download_sources); fleet-server-pgp §3, §5, §8
-(server.pgp.upstream_url, SSL_CERT_FILE); agent-artifacts §5 (agent.download.*).
+(server.pgp.upstream_url, SSL_CERT_FILE); agent-artifacts §5 (agent.download.*);
+docs/defend-artifacts.md (Elastic Defend's advanced.artifacts.global.* settings).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import yaml
 
 from fleetgap.errors import FleetgapError
 
-SNIPPETS = ("kibana", "fleet-server", "agent", "download-source")
+SNIPPETS = ("kibana", "fleet-server", "agent", "download-source", "defend")
+DEFEND_OSES = ("linux", "mac", "windows")
 DEFAULT_GPG_KEY_PATH = "/etc/kibana/fleetgap/GPG-KEY-elasticsearch"
 
 
@@ -34,6 +36,7 @@ class Deployment:
     is_default: bool = True
     proxy_id: str | None = None  # a Fleet proxy id for the download source
     gpg_key_path: str = DEFAULT_GPG_KEY_PATH  # where Kibana finds the package key
+    url: str | None = None  # Elastic Defend's artifacts base_url: https://registry:8080
 
 
 def snippet(kind: str, deployment: Deployment) -> str:
@@ -46,6 +49,8 @@ def snippet(kind: str, deployment: Deployment) -> str:
         return agent_yml(deployment)
     if kind == "download-source":
         return json.dumps(download_source(deployment), indent=2) + "\n"
+    if kind == "defend":
+        return defend_settings(deployment)
     raise FleetgapError(f"unknown snippet {kind!r} (known: {', '.join(SNIPPETS)})")
 
 
@@ -116,15 +121,64 @@ def download_source(d: Deployment) -> dict[str, Any]:
     if d.proxy_id:
         body["proxy_id"] = d.proxy_id
     if d.ca_cert is not None:
-        try:
-            pem = Path(d.ca_cert).read_text("ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise FleetgapError(f"cannot read --ca-cert {d.ca_cert}: {exc}") from None
-        if "-----BEGIN CERTIFICATE-----" not in pem:
-            raise FleetgapError(f"--ca-cert {d.ca_cert} holds no PEM certificate")
         # the PEM itself: the policy carries it to every agent, whatever their file system
-        body["ssl"] = {"certificate_authorities": [pem.strip() + "\n"]}
+        body["ssl"] = {"certificate_authorities": [_pem(d.ca_cert)]}
     return body
+
+
+def defend_settings(d: Deployment) -> str:
+    """The Elastic Defend integration policy's advanced settings, per OS, that send Endpoint
+    to fleetgap for its protection artifacts (docs/defend-artifacts.md): base_url, and the
+    CA as PEM text when the server's certificate comes from a private CA."""
+    url = _required(d.url, "--url", "defend").rstrip("/")
+    if url.endswith("/downloads"):
+        raise FleetgapError(
+            f"--url {url}: give the server's base URL, without /downloads (Endpoint adds "
+            "/downloads/endpoint/manifest/… itself)"
+        )
+    settings: dict[str, Any] = {}
+    for system in DEFEND_OSES:
+        settings[f"{system}.advanced.artifacts.global.base_url"] = url
+    if d.ca_cert is not None:
+        pem = _pem(d.ca_cert)
+        for system in DEFEND_OSES:
+            settings[f"{system}.advanced.artifacts.global.ca_cert"] = pem
+    notes = [
+        "Elastic Defend integration policy, Advanced settings (Kibana: Security, Manage,",
+        "Policies, the policy, Show advanced settings): one value per field below.",
+        "Leave *.advanced.artifacts.global.manifest_relative_url empty: once set, Endpoint",
+        "no longer puts its own version into the path.",
+        "*.advanced.artifacts.global.public_key is not needed for re-hosted artifacts.",
+        "Check on an endpoint: Endpoint.policy.applied.artifacts.global.version in its",
+        "policy response (metrics-*, endpoint.policy) equals the manifest_version of",
+        f"{url}/downloads/endpoint/manifest/artifacts-<version>.zip",
+        "(fleetgap doctor --stack-version <version> --defend URL reports it).",
+    ]
+    return _comments(notes) + yaml.dump(
+        settings, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1000
+    )
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """PEM text as a `|` block: pasted line by line, it stays a certificate."""
+
+
+_BlockDumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
+    ),
+)
+
+
+def _pem(path: Path) -> str:
+    try:
+        pem = Path(path).read_text("ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FleetgapError(f"cannot read --ca-cert {path}: {exc}") from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise FleetgapError(f"--ca-cert {path} holds no PEM certificate")
+    return pem.strip() + "\n"
 
 
 def _required(value: str | None, option: str, kind: str) -> str:
