@@ -166,3 +166,35 @@ def test_refused_packages_and_unreadable_receipts_are_shown(tmp_path):
     assert "unsigned_one-1.0.0.zip" in html and "Refused by the index" in html
     assert "unreadable receipt" in html
     assert "No agent binaries under DATA/downloads." in html
+
+
+def test_defend_rows_show_manifest_version_loaded_and_completeness(tmp_path):
+    import json
+    import re
+
+    from defend_upstream import ONLY_91, ONLY_819, SHARED, artifact_url, publish
+
+    publish(tmp_path, "9.1.0", "1.0.300", {**SHARED, **ONLY_91})
+    publish(tmp_path, "8.19.4", "1.0.299", {**SHARED, **ONLY_819})
+    (tmp_path / artifact_url("production-rules-linux-v1-819").lstrip("/")).unlink()
+    manifest = "downloads/endpoint/manifest/artifacts-9.1.0.zip"
+    digest = hashlib.sha256((tmp_path / manifest).read_bytes()).hexdigest()
+    receipts = tmp_path / "state" / "receipts"
+    receipts.mkdir(parents=True)
+    receipt = {
+        "bundle_id": "a" * 32, "sequence": 7, "loaded_at": "2026-12-01T10:00:00Z",
+        "files": [{"path": manifest, "sha256": digest, "size": 1}],
+    }  # fmt: skip
+    (receipts / f"000000000007-{'a' * 32}.json").write_text(json.dumps(receipt))
+    index = load_index(LoadOptions(paths=(tmp_path / "packages",)))
+    html = StatusPage(IndexHolder(index), tmp_path, budget=30).render()
+    rows = {
+        version: re.sub(r"<[^>]+>", " ", body).split()
+        for version, body in re.findall(r'<tr class="defend" data-version="([^"]+)">(.*?)</tr>',
+                                        html, re.S)
+    }  # fmt: skip
+    assert rows["9.1.0"] == ["9.1.0", "1.0.300", "2026-12-01T10:00:00Z", "(bundle", "7)",
+                             "complete"]  # fmt: skip
+    assert rows["8.19.4"][:2] == ["8.19.4", "1.0.299"]
+    assert rows["8.19.4"][-1] == "incomplete" and "no bundle brought it" in html
+    assert "production-rules-linux-v1-819 missing" in html

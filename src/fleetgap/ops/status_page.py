@@ -3,7 +3,8 @@
 Packages (versions, Kibana range, signature state against DATA/keys; the ones the index
 refused, with the reason), an artifact coverage
 matrix (version x product x platform: complete, missing, unverified — from the artifacts
-catalogue, for the versions present under DATA/downloads), the loaded bundles (receipts in
+catalogue, for the versions present under DATA/downloads), Elastic Defend's manifests per
+Endpoint version (defend_status.py), the loaded bundles (receipts in
 DATA/state/receipts, see notes/bundle-contract) and the key fingerprints (DATA/keys).
 Server-rendered with Jinja2, inline CSS, no script and no external asset, so it renders
 inside the closed network. Verification results are kept per file state (ops/verdicts.py);
@@ -35,6 +36,7 @@ from fleetgap.artifacts.catalogue import (
     release_tuple,
 )
 from fleetgap.errors import FleetgapError
+from fleetgap.ops.defend_status import defend_rows
 from fleetgap.ops.receipts import LoadedBundle, loaded_bundles
 from fleetgap.ops.verdicts import Verdicts
 from fleetgap.packages.model import Package
@@ -143,6 +145,7 @@ class StatusPage:
             refused=[(str(r.path), r.reason) for r in self.holder.index.refused],
             matrix=self.matrix(trusted),
             bundles=self.bundles(),
+            defend=defend_rows(self.data_dir, self._judged),
             keys=[row for row, _ in keys],
         )
 
@@ -270,6 +273,9 @@ class StatusPage:
         return loaded_bundles(self.data_dir)
 
     # --- cache ----------------------------------------------------------------------------
+
+    def _judged(self, token, judge) -> tuple[str, str]:
+        return self.verdicts.get(token, judge, self._render.deadline)
 
     def _cached(self, path: Path, keys, judge) -> tuple[str, str]:
         try:
