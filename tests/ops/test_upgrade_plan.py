@@ -119,3 +119,21 @@ def test_downgrade_is_refused():
     result = CliRunner().invoke(main, ["plan", "upgrade", "--from", "9.1.0", "--to", "9.0.0"])
     assert result.exit_code == 1
     assert result.output == "error: --to 9.0.0 must be newer than --from 9.1.0\n"
+
+
+def test_step_3_carries_and_checks_the_protection_artifacts_of_the_target(tmp_path, closed_side):
+    document = plan("--write-selections", str(tmp_path))
+    third = document["steps"][2]
+    assert "protection artifacts" in third["title"] and "defend" in third["gate"]
+    assert any("fleetgap config defend --url" in c for c in third["commands"])
+    from fleetgap.bundle.selection import load_selection
+
+    written = load_selection(tmp_path / f"artifacts-{STACK}.yml").protection_artifacts
+    assert written is not None and written.versions == (STACK,)
+    from defend_upstream import artifact_url
+
+    missing = closed_side.data / artifact_url("diagnostic-configuration-v1").lstrip("/")
+    with moved_away(missing):
+        steps = plan(*urls(closed_side))["steps"]
+    assert steps[2]["state"] == "not done"
+    assert any(f"defend protection artifacts {STACK}" in line for line in steps[2]["evidence"])

@@ -1,9 +1,10 @@
 """`fleetgap plan upgrade --from A --to B`: the five steps of an air-gapped upgrade, in order.
 
 (1) package registry, (2) Elastic Stack with Kibana, (3) artifact registry with the new
-agent binaries, (4) on-premise Fleet Server, (5) agents. Each step has its commands and the
-doctor checks that must pass before the next one; given the URLs, the doctor runs for B and
-each step is marked done or not done from what it measured.
+agent binaries and Elastic Defend's protection artifacts for Endpoint B, (4) on-premise
+Fleet Server, (5) agents. Each step has its commands and the doctor checks that must pass
+before the next one; given the URLs, the doctor runs for B and each step is marked done or
+not done from what it measured.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
     artifacts_selection = {
         "artifacts": [{"versions": [b], "products": list(PRODUCTS), "platforms": platforms}],
         "keys": ["GPG-KEY-elastic-agent"],
+        "protection_artifacts": {"versions": [b]},  # Endpoint B's manifest and artifacts
     }
+    defend_base = o.defend or artifacts.rstrip("/").removesuffix("/downloads")
     bundle = "fleetgap bundle"
     return [
         Step(
@@ -111,7 +114,7 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
         ),
         Step(
             3,
-            f"Artifact registry: the agent binaries of {b}",
+            f"Artifact registry: the agent binaries and the protection artifacts of {b}",
             (
                 f"connected side: {bundle} create artifacts-{b}.yml --since receipt.json "
                 f"--out artifacts-{b}.bundle",
@@ -119,9 +122,12 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
                 f"{bundle} load artifacts-{b}.bundle --data DATA",
                 "Fleet's agent binary download source: fleetgap config download-source "
                 f"--artifacts {artifacts} (POST /api/fleet/agent_download_sources)",
+                "Elastic Defend policy (once): fleetgap config defend --url "
+                f"{defend_base} (advanced.artifacts.global.base_url per OS); Endpoint {b} "
+                f"then fetches /downloads/endpoint/manifest/artifacts-{b}.zip",
                 f"fleetgap doctor --stack-version {b} {urls} --deep",
             ),
-            ("artifacts", "key", "tls"),
+            ("artifacts", "key", "tls", "defend"),
             files=((f"artifacts-{b}.yml", _yaml(artifacts_selection)),),
         ),
         Step(
