@@ -183,11 +183,14 @@ def test_delta_carries_only_the_changed_artifact_and_its_manifest(upstream, tmp_
         "downloads/endpoint/artifacts/production-rules-linux-v1.zlib",
         "downloads/endpoint/manifest/artifacts-9.1.0.zip",
     ]
-    run = fleetgap(*load[:2], "delta.tar", *load[2:], cwd=tmp_path)
-    assert run.returncode == 0, run.stderr + run.stdout
     with fleetgap_serve("--data", str(closed), env=run_env(), cwd=tmp_path, log_dir=tmp_path) as s:
-        manifest, _ = endpoint_fetch(s.url, "9.1.0")
-        assert manifest["manifest_version"] == "1.0.101"
+        before, headers = endpoint_fetch(s.url, "9.1.0")
+        assert before["manifest_version"] == "1.0.100"
+        # loaded while serving: the next hourly check sees a new ETag and the new manifest
+        run = fleetgap(*load[:2], "delta.tar", *load[2:], cwd=tmp_path)
+        assert run.returncode == 0, run.stderr + run.stdout
+        manifest, after = endpoint_fetch(s.url, "9.1.0", headers["etag"])
+        assert manifest["manifest_version"] == "1.0.101" and after["etag"] != headers["etag"]
         assert endpoint_fetch(s.url, "8.19.4")[0]["manifest_version"] == "1.0.100"
 
 
@@ -210,3 +213,67 @@ def test_plan_lists_each_version_manifest_and_artifacts_with_sizes(upstream, tmp
     assert len(files) == 6
     text = fleetgap("bundle", "plan", "s.yaml", cwd=tmp_path).stdout
     assert "2 Defend manifests (2 new)" in text and "4 protection artifacts (4 new)" in text
+
+
+def test_manifest_signature_checked_with_the_selection_key(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    signing = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    data = tmp_path / "upstream"
+    publish(data, "9.1.0", "1.0.5", SHARED, sign_with=signing)
+    for name, key in (("right.pem", signing), ("wrong.pem", other)):
+        (tmp_path / name).write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    with fleetgap_serve("--data", str(data), env=run_env(), cwd=tmp_path, log_dir=tmp_path) as s:
+        for name, code in (("right.pem", 0), ("wrong.pem", 1)):
+            (tmp_path / "s.yaml").write_text(
+                "protection_artifacts:\n  versions: [9.1.0]\n"
+                f"  source: {s.url}\n  public_key: {name}\n"
+            )
+            out = f"{name}.tar"
+            run = fleetgap("bundle", "create", "s.yaml", "--out", out, "--cache", "c",
+                           cwd=tmp_path)  # fmt: skip
+            assert run.returncode == code, run.stderr
+            assert (tmp_path / out).exists() == (code == 0)
+    assert "manifest.sig does not verify" in run.stderr
+
+
+def test_closed_side_refuses_an_artifact_its_manifest_does_not_list(upstream, tmp_path):
+    """A bundle whose manifest vouches for an artifact with another SHA-256 than the Defend
+    manifest carried with it: `bundle verify` and `bundle load` refuse it, nothing placed."""
+    from fleetgap.bundle.manifest import FileEntry
+    from fleetgap.bundle.writer import write_bundle
+    from fleetgap.store import DataDir
+
+    data, url = upstream
+    write_selection(tmp_path / "s.yaml", url)
+    assert fleetgap("bundle", "plan", "s.yaml", cwd=tmp_path).returncode == 0
+    cache = DataDir(tmp_path / "forged")
+    manifest = "downloads/endpoint/manifest/artifacts-9.1.0.zip"
+    artifact = artifact_url("diagnostic-configuration-v1").lstrip("/")
+    (cache.root / artifact).parent.mkdir(parents=True)
+    (cache.root / manifest).parent.mkdir(parents=True)
+    (cache.root / manifest).write_bytes((data / manifest).read_bytes())
+    forged = zlib.compress(b"not what the manifest lists")
+    (cache.root / artifact).write_bytes(forged)
+    entries = [
+        FileEntry(manifest, (data / manifest).stat().st_size,
+                  hashlib.sha256((data / manifest).read_bytes()).hexdigest(),
+                  "defend-manifest", None),
+        FileEntry(artifact, len(forged), hashlib.sha256(forged).hexdigest(),
+                  "defend-manifest-entry", None, vouched_by=manifest),
+    ]  # fmt: skip
+    write_bundle(cache, entries, tmp_path / "forged.tar", selection={})
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    run = fleetgap("bundle", "load", "forged.tar", "--data", str(closed), "--allow-unsigned",
+                   cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1
+    assert f"{artifact}: not listed with this size and SHA-256" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (closed / artifact).exists() and not (closed / manifest).exists()
