@@ -145,3 +145,21 @@ def test_a_data_directory_that_cannot_be_made_is_one_error_line(tmp_path, public
         f"error: Not a directory: {blocker / 'data' / 'packages'}"
     ]
     assert "Traceback" not in result.output
+
+
+def test_verify_checks_defend_files_against_their_manifests(tmp_path, public_key_file):
+    from defend_upstream import ONLY_91, SHARED, artifact_url, publish
+
+    data = tmp_path / "data"
+    publish(data, "9.1.0", "1.0.1", {**SHARED, **ONLY_91})
+    publish(data, "9.1.0", "1.0.2", SHARED)  # production-rules…: left by the older manifest
+    ok = invoke("verify", "--data", str(data), "--key", str(public_key_file))
+    assert ok.exit_code == 0, ok.output
+    assert "3 artifacts checked, 0 failed" in ok.output  # the manifest and the 2 it lists
+    damaged = data / artifact_url("diagnostic-configuration-v1").lstrip("/")
+    damaged.write_bytes(damaged.read_bytes()[:-1])
+    result = invoke("verify", "--data", str(data), "--key", str(public_key_file), "--json")
+    assert result.exit_code == 1
+    rows = {row["path"]: row for row in json.loads(result.stdout)["artifacts"]}
+    problem = rows[artifact_url("diagnostic-configuration-v1").removeprefix("/downloads/")]
+    assert "the manifest entry diagnostic-configuration-v1 says" in problem["problem"]
