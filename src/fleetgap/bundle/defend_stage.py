@@ -12,7 +12,7 @@ than it has.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +89,8 @@ def stage_defend(
             return f"protection artifact {entry.name} ({entry.relative_url}): {exc}"
         except FleetgapError as exc:
             return str(exc)
+        except OSError as exc:
+            return f"protection artifact {entry.name}: {exc.strerror or exc}: {exc.filename}"
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         problems = dict(zip(wanted, pool.map(one, wanted.values()), strict=True))
@@ -166,8 +168,6 @@ class _Capped:
 
 
 def _manifest_entry(path: str, data: bytes) -> FileEntry:
-    import hashlib
-
     return FileEntry(path, len(data), hashlib.sha256(data).hexdigest(), MANIFEST, None)
 
 
@@ -176,17 +176,3 @@ def _read_key(path: Path) -> bytes:
         return path.read_bytes()[: 1 << 16]
     except OSError as exc:
         raise FleetgapError(f"cannot read Defend public key {path}: {exc.strerror}") from None
-
-
-def planned(fetched: Sequence[Fetched]) -> list[tuple[str, str, int, str]]:
-    """(data path, kind, size, Endpoint version) per manifest and artifact, shared ones once."""
-    rows: list[tuple[str, str, int, str]] = []
-    seen: set[str] = set()
-    for item in fetched:
-        path = defend.manifest_path(item.version)
-        rows.append((path, MANIFEST, len(item.zip_bytes), item.version))
-        for entry in item.manifest.entries:
-            if entry.data_path not in seen:
-                seen.add(entry.data_path)
-                rows.append((entry.data_path, ENTRY, entry.encoded_size, item.version))
-    return rows
