@@ -137,3 +137,29 @@ def test_selection_protection_artifacts(tmp_path):
         parse_selection("protection_artifacts:\n  versions: [9.1]\n", tmp_path / "s.yaml")
     with pytest.raises(SelectionError, match="unknown key 'version'"):
         parse_selection("protection_artifacts:\n  version: 9.1.0\n", tmp_path / "s.yaml")
+
+
+def test_content_etag_for_every_listed_artifact_wherever_it_lives(tmp_path):
+    import httpx
+
+    from defend_upstream import write_manifest
+    from fleetgap.artifacts.serving import downloads_app
+
+    from serving import serve_asgi
+
+    payload = b"outside endpoint/ " * 100
+    entry, encoded = entry_for("odd-place-v1", payload)
+    entry["relative_url"] = "/downloads/defend-rules/odd-place-v1.zlib"
+    (tmp_path / "downloads/defend-rules").mkdir(parents=True)
+    (tmp_path / "downloads/defend-rules/odd-place-v1.zlib").write_bytes(encoded)
+    (tmp_path / "downloads/defend-rules/unlisted.bin").write_bytes(b"not Defend's")
+    write_manifest(tmp_path, "9.1.0", manifest_zip("1.0.0", {"odd-place-v1": entry}))
+    with serve_asgi(downloads_app(tmp_path / "downloads")) as url:
+        listed = httpx.get(url + "/defend-rules/odd-place-v1.zlib")
+        unlisted = httpx.get(url + "/defend-rules/unlisted.bin")
+        etag = listed.headers["etag"]
+        again = httpx.get(url + "/defend-rules/odd-place-v1.zlib", headers={"If-None-Match": etag})
+    assert etag == f'"{hashlib.sha256(encoded).hexdigest()}"'
+    unlisted_digest = hashlib.sha256(b"not Defend's").hexdigest()
+    assert unlisted.headers["etag"] != f'"{unlisted_digest}"'
+    assert again.status_code == 304 and again.headers["etag"] == etag and again.content == b""

@@ -9,11 +9,12 @@ names (`store.is_temporary_name`) are never listed or served.
 Mount with `Mount("/downloads", app=downloads_app(root))` so that
 `agent.download.sourceURI: https://HOST:PORT/downloads/`.
 
-Elastic Defend's files (`endpoint/`: the manifest zips and the protection artifacts they
-list) get a strong ETag made from their content, the SHA-256 in quotes: the same on every
-restart and every replica sharing the data, and without the hyphen Endpoint does not accept
-(Elastic's guide rewrites nginx's ETag for that reason). Endpoint re-downloads only when the
-ETag changes. Every file answers `If-None-Match` with 304.
+Elastic Defend's files (`endpoint/`: the manifest zips, and every protection artifact a
+manifest lists, wherever its relative_url puts it) get a strong ETag made from their
+content, the SHA-256 in quotes: the same on every restart and every replica sharing the
+data, and without the hyphen Endpoint does not accept (Elastic's guide rewrites nginx's ETag
+for that reason). Endpoint re-downloads only when the ETag changes. Every file answers
+`If-None-Match` with 304.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from fleetgap.artifacts import defend
+from fleetgap.errors import FleetgapError
 from fleetgap.store import is_temporary_name
 
 # Longest suffix first; everything else is application/octet-stream.
@@ -68,6 +71,39 @@ class _File(FileResponse):
     def __init__(self, path: Path, *, media_type: str, stat_result: os.stat_result) -> None:
         super().__init__(path, media_type=media_type, stat_result=stat_result)
         self.stat = stat_result
+
+
+_listed: dict[str, tuple[tuple, frozenset[str]]] = {}  # root → (manifests' stats, paths)
+
+
+def defend_paths(root: Path) -> frozenset[str]:
+    """The paths (relative to `root`) every Defend manifest under `root` lists: a
+    relative_url outside endpoint/ gets the content ETag too. Read again when a manifest
+    changes (one scan of the small manifest folder per request outside endpoint/)."""
+    folder = root / "endpoint" / "manifest"
+    try:
+        with os.scandir(folder) as scan:
+            stats = tuple(
+                sorted(
+                    (e.name, e.inode(), e.stat().st_size, e.stat().st_mtime_ns)
+                    for e in scan
+                    if e.name.endswith(".zip") and not is_temporary_name(e.name)
+                )
+            )
+    except OSError:
+        return frozenset()
+    cached = _listed.get(str(root))
+    if cached is not None and cached[0] == stats:
+        return cached[1]
+    paths: set[str] = set()
+    for name, *_ in stats:
+        try:
+            manifest = defend.read_manifest_zip(folder / name)
+        except FleetgapError:
+            continue  # doctor and the status page report it
+        paths.update(entry.data_path.removeprefix("downloads/") for entry in manifest.entries)
+    _listed[str(root)] = (stats, frozenset(paths))
+    return _listed[str(root)][1]
 
 
 def content_etag(path: str | os.PathLike[str], info: os.stat_result) -> str:
@@ -108,7 +144,8 @@ def downloads_app(root: Path) -> Starlette:
     async def endpoint(request: Request):
         response = _serve(root, request)
         if isinstance(response, _File):
-            if request.path_params.get("path", "").startswith(CONTENT_ETAG_FOLDER):
+            relative = request.path_params.get("path", "").strip("/")
+            if relative.startswith(CONTENT_ETAG_FOLDER) or relative in defend_paths(root):
                 tag = await anyio.to_thread.run_sync(content_etag, response.path, response.stat)
                 response.headers["etag"] = tag
             return _not_modified(request, response) or response
