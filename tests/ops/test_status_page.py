@@ -196,5 +196,5 @@ def test_defend_rows_show_manifest_version_loaded_and_completeness(tmp_path):
     assert rows["9.1.0"] == ["9.1.0", "1.0.300", "2026-12-01T10:00:00Z", "(bundle", "7)",
                              "complete"]  # fmt: skip
     assert rows["8.19.4"][:2] == ["8.19.4", "1.0.299"]
-    assert rows["8.19.4"][-1] == "incomplete" and "no bundle brought it" in html
+    assert rows["8.19.4"][-1] == "incomplete" and "not brought by a loaded bundle" in html
     assert "production-rules-linux-v1-819 missing" in html

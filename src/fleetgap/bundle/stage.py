@@ -89,7 +89,8 @@ def stage(
     )
     defend_entries: list[FileEntry] = []
     if selection.protection_artifacts is not None:
-        with Net(options) as net:
+        lock = exclusive(cache.state / "defend.lock", "fleetgap bundle create")
+        with lock, Net(options) as net:
             defend_entries, defend_refused = stage_defend(
                 selection.protection_artifacts, cache, net, parallel=parallel, progress=progress
             )

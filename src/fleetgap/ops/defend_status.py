@@ -95,7 +95,7 @@ def _loaded(path: Path, digest: str | None, receipts) -> str:
         stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError:
         return "?"
-    return f"{stamp:%Y-%m-%dT%H:%M:%SZ} (placed by hand: no bundle brought it)"
+    return f"{stamp:%Y-%m-%dT%H:%M:%SZ} (file time: not brought by a loaded bundle)"
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
