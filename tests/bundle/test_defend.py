@@ -174,6 +174,13 @@ def test_delta_carries_only_the_changed_artifact_and_its_manifest(upstream, tmp_
     (tmp_path / "receipt.json").write_text(receipt.stdout)
     # upstream: one artifact of 9.1.0 changes, so does its manifest; 8.19.4 stays
     publish(data, "9.1.0", "1.0.101", {**SHARED, "production-rules-linux-v1": b"new rule" * 99})
+    planned = fleetgap("bundle", "plan", "s.yaml", "--since", "receipt.json", "--json",
+                       cwd=tmp_path)  # fmt: skip
+    new = sorted(f["path"] for f in json.loads(planned.stdout)["files"] if f["new"])
+    assert new == [
+        "downloads/endpoint/artifacts/production-rules-linux-v1.zlib",
+        "downloads/endpoint/manifest/artifacts-9.1.0.zip",
+    ]
     run = fleetgap("bundle", "create", "s.yaml", "--out", "delta.tar", "--cache", "cache",
                    "--since", "receipt.json", "--json", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
