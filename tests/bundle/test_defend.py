@@ -284,3 +284,36 @@ def test_closed_side_refuses_an_artifact_its_manifest_does_not_list(upstream, tm
     assert f"{artifact}: not listed with this size and SHA-256" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (closed / artifact).exists() and not (closed / manifest).exists()
+
+
+def test_closed_side_decodes_each_artifact_and_refuses_a_wrong_decoded_digest(tmp_path):
+    """The Defend manifest's encoded digest matches, its decoded one does not: Endpoint would
+    reject the artifact after download; `bundle load` refuses it first."""
+    from defend_upstream import entry_for, manifest_zip
+    from fleetgap.bundle.manifest import FileEntry
+    from fleetgap.bundle.writer import write_bundle
+    from fleetgap.store import DataDir
+
+    entry, encoded = entry_for("rules-v1", b"the real rules" * 100)
+    entry["decoded_sha256"] = hashlib.sha256(b"something else").hexdigest()
+    zipped = manifest_zip("1.0.0", {"rules-v1": entry})
+    cache = DataDir(tmp_path / "forged")
+    manifest = "downloads/endpoint/manifest/artifacts-9.1.0.zip"
+    artifact = entry["relative_url"].lstrip("/")
+    for path, body in ((manifest, zipped), (artifact, encoded)):
+        (cache.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (cache.root / path).write_bytes(body)
+    entries = [
+        FileEntry(manifest, len(zipped), hashlib.sha256(zipped).hexdigest(), "defend-manifest",
+                  None),
+        FileEntry(artifact, len(encoded), hashlib.sha256(encoded).hexdigest(),
+                  "defend-manifest-entry", None, vouched_by=manifest),
+    ]  # fmt: skip
+    write_bundle(cache, entries, tmp_path / "forged.tar", selection={})
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    run = fleetgap("bundle", "load", "forged.tar", "--data", str(closed), "--allow-unsigned",
+                   cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1
+    assert f"{artifact}: decodes to 1400 bytes" in run.stderr and "Traceback" not in run.stderr
+    assert not (closed / artifact).exists()

@@ -203,43 +203,68 @@ def check_artifact_file(path: Path, entry: DefendEntry, origin: str) -> None:
         raise DefendError(
             f"{origin}: {size} bytes, the manifest entry {entry.name} says {entry.encoded_size}"
         )
-    encoded = hashlib.sha256()
-    decoded = hashlib.sha256()
-    decoder = zlib.decompressobj() if entry.compression == "zlib" else None
-    out = 0
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                encoded.update(chunk)
-                if decoder is None:
-                    piece = chunk
-                else:
-                    piece = decoder.decompress(chunk, entry.decoded_size - out + 1)
-                    if decoder.unconsumed_tail:
-                        raise DefendError(
-                            f"{origin}: decodes to more than {entry.decoded_size} bytes"
-                        )
-                out += len(piece)
-                decoded.update(piece)
-            if decoder is not None:
-                piece = decoder.flush()
-                out += len(piece)
-                decoded.update(piece)
-                if not decoder.eof:
-                    raise DefendError(f"{origin}: the zlib stream is truncated")
-    except zlib.error as exc:
-        raise DefendError(f"{origin}: not zlib data: {exc}") from None
-    if encoded.hexdigest() != entry.encoded_sha256:
-        raise DefendError(
-            f"{origin}: SHA-256 {encoded.hexdigest()}, the manifest entry {entry.name} "
-            f"says {entry.encoded_sha256}"
-        )
-    if out != entry.decoded_size or decoded.hexdigest() != entry.decoded_sha256:
-        raise DefendError(
-            f"{origin}: decodes to {out} bytes with SHA-256 {decoded.hexdigest()}, the "
-            f"manifest entry {entry.name} says {entry.decoded_size} bytes, "
-            f"{entry.decoded_sha256}"
-        )
+    check = ArtifactCheck(entry, origin)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            check.update(chunk)
+    check.finish()
+
+
+class ArtifactCheck:
+    """An artifact's bytes, fed as they arrive, against its manifest entry: encoded size and
+    SHA-256, then decoded size and SHA-256 (decompression never goes past decoded_size)."""
+
+    def __init__(self, entry: DefendEntry, origin: str) -> None:
+        self.entry, self.origin = entry, origin
+        self.encoded, self.decoded = hashlib.sha256(), hashlib.sha256()
+        self.decoder = zlib.decompressobj() if entry.compression == "zlib" else None
+        self.size = 0
+        self.out = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.entry.encoded_size:
+            raise DefendError(f"{self.origin}: more than {self.entry.encoded_size} bytes")
+        self.encoded.update(chunk)
+        if self.decoder is None:
+            self._decoded(chunk)
+            return
+        try:
+            piece = self.decoder.decompress(chunk, self.entry.decoded_size - self.out + 1)
+        except zlib.error as exc:
+            raise DefendError(f"{self.origin}: not zlib data: {exc}") from None
+        if self.decoder.unconsumed_tail:
+            raise DefendError(
+                f"{self.origin}: decodes to more than {self.entry.decoded_size} bytes"
+            )
+        self._decoded(piece)
+
+    def finish(self) -> None:
+        entry = self.entry
+        if self.decoder is not None:
+            try:
+                self._decoded(self.decoder.flush())
+            except zlib.error as exc:
+                raise DefendError(f"{self.origin}: not zlib data: {exc}") from None
+            if not self.decoder.eof:
+                raise DefendError(f"{self.origin}: the zlib stream is truncated")
+        encoded = self.encoded.hexdigest()
+        if self.size != entry.encoded_size or encoded != entry.encoded_sha256:
+            raise DefendError(
+                f"{self.origin}: {self.size} bytes with SHA-256 {encoded}, the manifest entry "
+                f"{entry.name} says {entry.encoded_size} bytes, {entry.encoded_sha256}"
+            )
+        decoded = self.decoded.hexdigest()
+        if self.out != entry.decoded_size or decoded != entry.decoded_sha256:
+            raise DefendError(
+                f"{self.origin}: decodes to {self.out} bytes with SHA-256 {decoded}, the "
+                f"manifest entry {entry.name} says {entry.decoded_size} bytes, "
+                f"{entry.decoded_sha256}"
+            )
+
+    def _decoded(self, piece: bytes) -> None:
+        self.out += len(piece)
+        self.decoded.update(piece)
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int, origin: str) -> bytes | None:

@@ -288,12 +288,20 @@ class _FileChecker:
             raise BundleError(
                 f"{entry.path}: not listed with this size and SHA-256 in {entry.vouched_by}"
             )
-        yield from chunks  # the reader checks the bytes against this SHA-256 and size
+        check = defend.ArtifactCheck(found, entry.path)
+        try:
+            for chunk in chunks:
+                check.update(chunk)
+                yield chunk
+            check.finish()  # decoded size and SHA-256 too, as Endpoint will check them
+        except defend.DefendError as exc:
+            raise BundleError(str(exc)) from None
         self.pending[entry.path] = [
             Check(
                 entry.path,
                 f"size {entry.size} and SHA-256 {entry.sha256} as the manifest and the entry "
-                f"{found.name} of {entry.vouched_by} give",
+                f"{found.name} of {entry.vouched_by} give; decoded ({found.compression}) "
+                f"{found.decoded_size} bytes with SHA-256 {found.decoded_sha256}",
             )
         ]
 
