@@ -220,6 +220,11 @@ def test_plan_lists_each_version_manifest_and_artifacts_with_sizes(upstream, tmp
     assert len(files) == 6
     text = fleetgap("bundle", "plan", "s.yaml", cwd=tmp_path).stdout
     assert "2 Defend manifests (2 new)" in text and "4 protection artifacts (4 new)" in text
+    _missing_artifact(data)  # the source lost one: plan says so before anything is fetched
+    run = fleetgap("bundle", "plan", "s.yaml", cwd=tmp_path)
+    assert run.returncode == 1
+    (problem,) = [line for line in run.stderr.splitlines() if line.startswith("PROBLEM")]
+    assert "production-rules-linux-v1.zlib" in problem and "404" in problem
 
 
 def test_manifest_signature_checked_with_the_selection_key(tmp_path):

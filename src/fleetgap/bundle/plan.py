@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from fleetgap.artifacts import defend
@@ -86,7 +86,9 @@ def plan(selection: Selection, net: Net, holding: Holding | None = None, paralle
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         files = list(pool.map(measure, wanted))
     if selection.protection_artifacts is not None:
-        files += _defend_files(selection.protection_artifacts, net, holding)
+        defend_files = _defend_files(selection.protection_artifacts, net, holding)
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            files += pool.map(lambda f: _offered(net, f), defend_files)
     return Plan(tuple(files))
 
 
@@ -122,6 +124,16 @@ def _defend_files(
         url = defend.manifest_url(spec.source, version)
         files[path] = PlannedFile(path, DEFEND_MANIFEST, url, None, True, line, (version,))
     return list(files.values())
+
+
+def _offered(net: Net, planned: PlannedFile) -> PlannedFile:
+    """A protection artifact as the source offers it: there, with the manifest's size."""
+    if planned.kind != PROTECTION_ARTIFACT:
+        return planned
+    size, problem = _size(net, planned.url)
+    if not problem and size is not None and size != planned.size:
+        problem = f"the source offers {size} bytes, its Defend manifest says {planned.size}"
+    return replace(planned, problem=problem) if problem else planned
 
 
 def _refusals(spec: ProtectionArtifacts, fetched, refused: Sequence[str]):
