@@ -207,6 +207,9 @@ def test_plan_lists_each_version_manifest_and_artifacts_with_sizes(upstream, tmp
     run = fleetgap("bundle", "plan", "s.yaml", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     files = {f["path"]: f for f in json.loads(run.stdout)["files"]}
+    counts = json.loads(run.stdout)["counts"]
+    assert counts == {"key": 0, "package": 0, "artifact": 0, "defend-manifest": 2,
+                      "protection-artifact": 4}  # fmt: skip
     for version in VERSIONS:
         path = f"downloads/endpoint/manifest/artifacts-{version}.zip"
         assert files[path]["kind"] == "defend-manifest"

@@ -56,13 +56,13 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     holding = read_holding(since) if since else None
     with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))) as net:
         result = plan(selection, net, holding, parallel)
+    kinds = ["key", "package", "artifact"]
+    if selection.protection_artifacts is not None:
+        kinds += ["defend-manifest", "protection-artifact"]
     if as_json:
         document = {
             "files": [f.as_dict() for f in result.files],
-            "counts": {
-                k: result.count(k)
-                for k in ("key", "package", "artifact", "defend-manifest", "protection-artifact")
-            },
+            "counts": {k: result.count(k) for k in kinds},
             "bytes": result.bytes,
             "new_files": sum(1 for f in result.files if f.new),
             "new_bytes": result.new_bytes,
