@@ -118,7 +118,7 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
 
         recorder = metrics.RequestMetrics()
         app = metrics.MetricsMiddleware(app, recorder)
-    log = logs.RequestLog()
+    log = logs.RequestLog(settings.log_flush_interval)
     app = logs.RequestLogMiddleware(app, log)
     return FastPath(app, known, log, recorder, limits)
 
