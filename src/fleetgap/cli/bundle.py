@@ -212,13 +212,9 @@ def _signers(trust_key_files, data_dir):
 
 def _trust(trust_key_files, key_files, allow_unsigned, data_dir=None):
     from fleetgap.bundle.verify import Trust
-    from fleetgap.pgp.elastic_key import load_elastic_key
-    from fleetgap.pgp.keys import parse_public_key, read_public_key
+    from fleetgap.pgp.elastic_key import elastic_signing_keys
 
-    file_keys = [read_public_key(path) for path in key_files]
-    elastic = load_elastic_key(Path(data_dir)) if data_dir is not None else None
-    if elastic is not None:
-        file_keys.append(parse_public_key(elastic))
+    file_keys = elastic_signing_keys(data_dir, key_files).keys
     return Trust(_signers(trust_key_files, data_dir), file_keys, allow_unsigned)
 
 
@@ -245,7 +241,7 @@ def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) 
     """Read every byte of a bundle and check every hash and signature."""
     from fleetgap.bundle.verify import verify_bundle
 
-    trust = _trust(trust_key_files, key_files, allow_unsigned)
+    trust = _trust(trust_key_files, key_files, allow_unsigned, data_dir)
     present = Path(data_dir) if data_dir is not None else None
     result = verify_bundle(files, trust, on_check=lambda c: click.echo(c.line()), present=present)
     click.echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")
