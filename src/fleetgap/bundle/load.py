@@ -31,6 +31,7 @@ from fleetgap.bundle.manifest import FileEntry, member_rank
 from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
 from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
 from fleetgap.errors import FleetgapError
+from fleetgap.pgp.fleet_server import KEY_FILENAME
 from fleetgap.store import DataDir, atomic_write_bytes, bump_generation, exclusive
 
 
@@ -45,6 +46,12 @@ class LoadResult:
 
 class _AlreadyLoaded(Exception):
     pass
+
+
+# Fleet Server serves its key file only when its mode is exactly 0600 (spec: fleet-server-pgp
+# §3); everything else a bundle brings is world-readable, as `serve` reads it.
+_FILE_MODES = {f"keys/{KEY_FILENAME}": 0o600}
+_DEFAULT_MODE = 0o644
 
 
 def journal_path(data: DataDir) -> Path:
@@ -180,6 +187,7 @@ def _roll_forward(data: DataDir, journal: dict[str, Any]) -> None:
         if source.is_file():  # else moved before the crash
             target = data.root / path
             target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(source, _FILE_MODES.get(path, _DEFAULT_MODE))
             os.replace(source, target)
         if index == 0:
             _pause("publish")
