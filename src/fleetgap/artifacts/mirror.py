@@ -127,7 +127,7 @@ def mirror(
         options = NetOptions(**{**options.__dict__, "connections": parallel})
     unique = tuple({a.path: a for a in artifacts}.values())
     started = time.monotonic()
-    with exclusive(data.state / "mirror.lock", "fleetgap artifacts mirror"):
+    with exclusive(data.load_lock, "fleetgap artifacts mirror"):
         pruned = prune_stale(data.incoming, STALE_PART_SECONDS)
         with Net(options) as net:
             job = _Job(net, data, tuple(keys), source, progress)

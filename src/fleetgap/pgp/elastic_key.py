@@ -19,7 +19,7 @@ from fleetgap.pgp.keys import (
     read_public_key,
     write_atomic,
 )
-from fleetgap.store import is_temporary_name
+from fleetgap.store import DataDir, exclusive, is_temporary_name
 
 ELASTIC_KEY_URL = "https://artifacts.elastic.co/GPG-KEY-elasticsearch"
 ELASTIC_KEY_FILE = "GPG-KEY-elasticsearch"
@@ -47,13 +47,14 @@ def fetch_elastic_key(
     with Net(net or NetOptions()) as client:
         body = client.get_bytes(url)
     key = check_elastic_key(body, origin=url)
-    keys = Path(data_dir) / "keys"
+    data = DataDir(Path(data_dir))
     written = [elastic_key_path(data_dir)]
-    write_atomic(written[0], body, mode=0o644)
-    agent_key = keys / AGENT_KEY_FILE
-    if not agent_key.exists():
-        write_atomic(agent_key, body, mode=0o644)
-        written.append(agent_key)
+    with exclusive(data.load_lock, "fleetgap keys fetch-elastic"):
+        write_atomic(written[0], body, mode=0o644)
+        agent_key = data.keys / AGENT_KEY_FILE
+        if not agent_key.exists():
+            write_atomic(agent_key, body, mode=0o644)
+            written.append(agent_key)
     return FetchedKey(key, tuple(written))
 
 
