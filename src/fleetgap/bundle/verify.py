@@ -31,8 +31,8 @@ from fleetgap.pgp.signatures import (
     SignedDigests,
     check_signers,
     parse_detached_signature,
-    verify_bytes,
     verify_digests,
+    verify_own_signature,
 )
 
 # A sink consumes a member's chunks (load writes them to DATA/state/incoming/).
@@ -186,7 +186,7 @@ def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey |
             "--trust-key KEY (or put it in DATA/state/bundle-signers/)"
         )
     try:
-        return verify_bytes(reader.manifest_bytes, reader.signature, trust.signers)
+        return verify_own_signature(reader.manifest_bytes, reader.signature, trust.signers)
     except FleetgapError as exc:
         raise BundleError(
             reader._with_damage(

@@ -92,6 +92,13 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 )
 @_SINCE
 @click.option(
+    "--receipt-key",
+    "receipt_key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Public key the --since receipt must be signed with (repeatable).",
+)
+@click.option(
     "--sign-key",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
@@ -103,8 +110,8 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 @net_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, proxy, ca_cert,
-            as_json, parallel) -> None:  # fmt: skip
+def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, split, key_files,
+            proxy, ca_cert, as_json, parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -114,7 +121,8 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     from fleetgap.store import DataDir
 
     selection = load_selection(selection_file)
-    holding = read_holding(since) if since else None
+    receipt_keys = [read_public_key(path) for path in receipt_key_files]
+    holding = read_holding(since, receipt_keys) if since else None
     signer = SecretKey.read(sign_key) if sign_key else None
     part_size = parse_size(split) if split else None
     trust = [read_public_key(path) for path in key_files]
