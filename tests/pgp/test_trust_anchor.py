@@ -5,6 +5,7 @@ signatures; every command that trusts or serves a key file refuses such a file."
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import ssl
 import subprocess
@@ -23,6 +24,8 @@ from fleetgap.artifacts.agent_upgrade import UpgradeCheck, verify_upgrade
 from fleetgap.bundle.writer import write_bundle
 from fleetgap.cli import main
 from fleetgap.net import NetOptions
+from fleetgap.ops.status_page import StatusPage
+from fleetgap.packages.index import LoadOptions, load_index
 from fleetgap.pgp.armor import dearmor, first_armored_block
 from fleetgap.pgp.key_routes import key_routes
 from fleetgap.pgp.keys import (
@@ -35,6 +38,7 @@ from fleetgap.pgp.keys import (
 from fleetgap.pgp.package_signatures import sign_package
 from fleetgap.pgp.sha512 import sidecar_line
 from fleetgap.pgp.signatures import sign_file
+from fleetgap.registry.holder import IndexHolder
 from fleetgap.store import DataDir
 
 from pgp_servers import TLS, run_app
@@ -216,3 +220,20 @@ def test_agent_verify_upgrade_refuses_the_file_as_its_key(
     assert not two.passed and "certificates" in (two.error or "")
     # the same binary with the key alone: "verified by" names that key's primary fingerprint
     assert one.passed and one.verified_by and one.verified_by.endswith(other_key.fingerprint)
+
+
+def test_doctor_and_the_status_page_report_the_file_as_refused(
+    https_files, tls: TLS, hostile_data: DataDir, two_in_one: bytes
+) -> None:
+    with https_files({"/GPG-KEY-elastic-agent": two_in_one}) as running:
+        result = run("doctor", "--stack-version", "9.1.0", "--key-url",
+                     f"{running.base}/GPG-KEY-elastic-agent", "--ca-cert", tls.ca_pem,
+                     "--json")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    (check,) = [c for c in json.loads(result.output)["checks"] if c["id"] == "key url"]
+    assert check["status"] == "fail" and "holds 2 certificates" in check["detail"]
+    index = load_index(LoadOptions(paths=(hostile_data.packages,)))
+    html = StatusPage(IndexHolder(index), hostile_data.root).render()
+    assert "holds 2 certificates" in html
+    # Elastic's fingerprint appears only in the refusal, never as a key the page shows
+    assert html.count(ELASTIC_FINGERPRINT) == html.count(f"(the first is {ELASTIC_FINGERPRINT})")
