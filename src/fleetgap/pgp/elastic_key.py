@@ -96,12 +96,12 @@ class SigningKeys:
         """The keys, or FleetgapError naming what was passed over."""
         if self.keys:
             return self.keys
-        where = Path(data_dir) / "keys" if data_dir is not None else "DATA/keys"
+        root = Path(data_dir) if data_dir is not None else Path("DATA")
         why = f" ({'; '.join(self.passed_over)})" if self.passed_over else ""
         raise FleetgapError(
             f"no trusted signing key: Elastic's key (fingerprint {ELASTIC_FINGERPRINT}) is not "
-            f"in {where}{why} (fetch it with `fleetgap keys fetch-elastic --data DATA`) and no "
-            "--key FILE was given"
+            f"in {root / 'keys'}{why} (fetch it with `fleetgap keys fetch-elastic --data "
+            f"{root}`) and no --key FILE was given"
         )
 
 
