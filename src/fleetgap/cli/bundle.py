@@ -269,9 +269,11 @@ def inspect_command(files, as_json) -> None:
     if as_json:
         echo(json.dumps({**manifest.as_dict(), "signed": signed}, indent=1))
         return
+    created = shown(manifest.created, one_line=True)
+    version = shown(manifest.fleetgap_version, one_line=True)
     echo(
-        f"bundle {manifest.bundle_id} sequence {manifest.sequence} created "
-        f"{manifest.created} by fleetgap {manifest.fleetgap_version}"
+        f"bundle {manifest.bundle_id} sequence {manifest.sequence} created {created} "
+        f"by fleetgap {version}"
     )
     echo(
         f"{'delta' if manifest.delta else 'full'}, {'signed' if signed else 'UNSIGNED'}, "
@@ -280,7 +282,8 @@ def inspect_command(files, as_json) -> None:
     )
     for entry in manifest.files:
         mark = " " if entry.in_bundle else "-"
-        echo(f"{mark} {entry.size:>12} {entry.sha256[:16]} {entry.verified_by:<24} {entry.path}")
+        verified_by, path = (shown(v, one_line=True) for v in (entry.verified_by, entry.path))
+        echo(f"{mark} {entry.size:>12} {entry.sha256[:16]} {verified_by:<24} {path}")
 
 
 @bundle.command("load")
