@@ -8,8 +8,10 @@ import hashlib
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,7 +23,7 @@ from fleetgap.bundle.parts import Trailer
 from fleetgap.cli import main
 from fleetgap.cli.console import markup_safe, shown
 
-from serving import serve_asgi
+from serving import fleetgap_serve, serve_asgi
 
 SET_TITLE = "\x1b]0;all checks passed\x07"  # OSC 0: sets the terminal's title
 CLEAR = "\x1b[2J\x1b[H"  # erase the screen, cursor home
@@ -94,3 +96,15 @@ def test_shown_keeps_lines_and_printable_text() -> None:
     assert shown("a\nb\tc", one_line=True) == "a\\x0ab\\x09c"
     assert shown("\x00\x1b\x7f\x85\x9b") == "\\x00\\x1b\\x7f\\x85\\x9b"
     assert markup_safe("[red]x[/red]\n") == "\\[red]x\\[/red]\\x0a"
+
+
+def test_the_dev_log_shows_a_request_paths_control_characters_escaped(tmp_path: Path) -> None:
+    """`-log-type dev` writes text for a terminal (`docker logs -f`); a client's path is
+    percent-decoded before it is logged."""
+    with fleetgap_serve("-log-type", "dev", log_dir=tmp_path) as server:
+        answer = httpx.get(server.url + "/%1B]0;all%20checks%20passed%07x")
+        time.sleep(0.5)
+        log = server.log_text()
+    assert answer.status_code == 404
+    assert "GET /\\x1b]0;all checks passed\\x07x HTTP/1.1" in log
+    assert "\x1b" not in log and "\x07" not in log

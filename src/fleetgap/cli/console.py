@@ -9,24 +9,15 @@ URL is left out, so a password given in a URL never reaches a screen or a pasted
 
 from __future__ import annotations
 
-import re
-
 import click
 from rich.markup import escape
 
-from fleetgap.errors import without_userinfo
-
-# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides and
-# isolates that reorder what a line seems to say (CVE-2021-42574).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# One line of a table cell or a value: newlines and tabs are escaped too.
-_UNSAFE_IN_LINE = re.compile(_UNSAFE.pattern[:-1] + "\t\n]")
+from fleetgap.errors import printable, without_userinfo
 
 
 def shown(text: str, *, one_line: bool = False) -> str:
     """`text` as it may reach a terminal (see the module's docstring)."""
-    pattern = _UNSAFE_IN_LINE if one_line else _UNSAFE
-    return without_userinfo(pattern.sub(_escape, text))
+    return without_userinfo(printable(text, one_line=one_line))
 
 
 def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -37,8 +28,3 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
 def markup_safe(text: str) -> str:
     """A value for a rich table cell or `Console.print`: shown, and with its markup escaped."""
     return escape(shown(text, one_line=True))
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
-from fleetgap.errors import without_userinfo
+from fleetgap.errors import printable, without_userinfo
 from fleetgap.serving.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
@@ -135,7 +135,7 @@ class ConsoleFormatter(logging.Formatter):
             _timestamp(record.created),
             _ZAP_NAMES.get(record.levelno, record.levelname.lower()).upper(),
             record.name,
-            without_userinfo(record.getMessage()),
+            printable(without_userinfo(record.getMessage())),  # a request's path, too
         ]
         fields = getattr(record, "ecs", None)
         if isinstance(fields, Mapping) and fields:
