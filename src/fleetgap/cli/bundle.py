@@ -335,4 +335,5 @@ def receipt_command(data_dir, sign_key) -> None:
     from fleetgap.store import DataDir
 
     key = SecretKey.read(sign_key) if sign_key is not None else None
-    echo(json.dumps(make_receipt(DataDir(Path(data_dir)), key), indent=1))
+    # printed as made: a signed document, and JSON escapes its control characters itself
+    click.echo(json.dumps(make_receipt(DataDir(Path(data_dir)), key), indent=1))
