@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from fleetgap.errors import FleetgapError
+from fleetgap.errors import FleetgapError, without_userinfo
 
 # The Elastic Package Registry release whose behaviour fleetgap reproduces (spec: epr-api).
 COMPAT_VERSION = "1.40.1"
@@ -588,12 +588,12 @@ def _validate(settings: Settings, *, tls_min_given: bool) -> None:
             raise FleetgapError(f"invalid value for -metrics-address: {exc}") from None
     if settings.feature_proxy_mode and settings.proxy_to:
         scheme = settings.proxy_to.partition("://")[0].lower() if "://" in settings.proxy_to else ""
+        shown = without_userinfo(settings.proxy_to)
         if not scheme:
-            raise FleetgapError(f"invalid -proxy-to URL: {settings.proxy_to!r}")
+            raise FleetgapError(f"invalid -proxy-to URL: {shown!r}")
         if not settings.proxy_allow_insecure and scheme != "https":
             raise FleetgapError(
-                f'-proxy-to must use HTTPS (got "{settings.proxy_to}"); '
-                "use -proxy-allow-insecure to allow HTTP"
+                f'-proxy-to must use HTTPS (got "{shown}"); use -proxy-allow-insecure to allow HTTP'
             )
     if settings.server == "granian" and settings.tls and settings.tls_min_version in ("1.0", "1.1"):
         raise FleetgapError(

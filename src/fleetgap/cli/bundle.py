@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.console import echo, shown
 from fleetgap.cli.distribution import net_options
 from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
@@ -64,15 +65,15 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
             "new_files": sum(1 for f in result.files if f.new),
             "new_bytes": result.new_bytes,
         }
-        click.echo(json.dumps(document, indent=2))
+        echo(json.dumps(document, indent=2))
     else:
         for f in result.files:
             size = f"{f.size:>12}" if f.size is not None else f"{'?':>12}"
-            click.echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
+            echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
         for line in summary_lines(result):
-            click.echo(line)
+            echo(line)
     for f in result.problems:
-        click.echo(f"PROBLEM {f.path}: {f.problem}", err=True)
+        echo(f"PROBLEM {f.path}: {f.problem}", err=True)
     if result.problems:
         raise FleetgapError(f"{len(result.problems)} file(s) cannot be fetched from the source")
 
@@ -133,12 +134,16 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
         from fleetgap.artifacts.progress import RichProgress
 
         with RichProgress() as bars:
+            # the names of packages come from the source registry's answers
+            def bar(name: str):  # type: ignore[no-untyped-def]
+                return bars.for_file(shown(name, one_line=True))
+
             staged = stage(selection, cache, trust=trust, net_options=options,
-                           parallel=parallel, progress=bars.for_file)  # fmt: skip
+                           parallel=parallel, progress=bar)  # fmt: skip
     else:
         staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel)
     for line in staged.refused:
-        click.echo(f"REFUSED {line}", err=True)
+        echo(f"REFUSED {line}", err=True)
     if staged.refused:
         raise FleetgapError(
             f"{len(staged.refused)} file(s) did not verify or could not be fetched; no bundle "
@@ -182,11 +187,11 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
         "verified_with": list(staged.trusted),
     }
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo(json.dumps(report, indent=2))
         return
     for part in summary.parts:
-        click.echo(str(part))
-    click.echo(
+        echo(str(part))
+    echo(
         f"bundle {summary.bundle_id} (sequence {summary.sequence}): {len(carried)} of "
         f"{len(entries)} files, {report['bytes_in_bundle'] / 1e6:.1f} MB; {staged.packages} "
         f"packages, {staged.artifacts} artifacts, {staged.keys} key files"
@@ -251,8 +256,8 @@ def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) 
 
     trust = _trust(trust_key_files, key_files, allow_unsigned, data_dir)
     present = Path(data_dir) if data_dir is not None else None
-    result = verify_bundle(files, trust, on_check=lambda c: click.echo(c.line()), present=present)
-    click.echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")
+    result = verify_bundle(files, trust, on_check=lambda c: echo(c.line()), present=present)
+    echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")
 
 
 @bundle.command("inspect")
@@ -266,22 +271,23 @@ def inspect_command(files, as_json) -> None:
         manifest = reader.manifest
         signed = reader.signature is not None
     if as_json:
-        click.echo(json.dumps({**manifest.as_dict(), "signed": signed}, indent=1))
+        echo(json.dumps({**manifest.as_dict(), "signed": signed}, indent=1))
         return
-    click.echo(
-        f"bundle {manifest.bundle_id} sequence {manifest.sequence} created "
-        f"{manifest.created} by fleetgap {manifest.fleetgap_version}"
+    created = shown(manifest.created, one_line=True)
+    version = shown(manifest.fleetgap_version, one_line=True)
+    echo(
+        f"bundle {manifest.bundle_id} sequence {manifest.sequence} created {created} "
+        f"by fleetgap {version}"
     )
-    click.echo(
+    echo(
         f"{'delta' if manifest.delta else 'full'}, {'signed' if signed else 'UNSIGNED'}, "
         f"{len(manifest.carried)} files carried ({manifest.carried_bytes} bytes), "
         f"{len(manifest.files)} in the state it leads to"
     )
     for entry in manifest.files:
         mark = " " if entry.in_bundle else "-"
-        click.echo(
-            f"{mark} {entry.size:>12} {entry.sha256[:16]} {entry.verified_by:<24} {entry.path}"
-        )
+        verified_by, path = (shown(v, one_line=True) for v in (entry.verified_by, entry.path))
+        echo(f"{mark} {entry.size:>12} {entry.sha256[:16]} {verified_by:<24} {path}")
 
 
 @bundle.command("load")
@@ -304,16 +310,16 @@ def load_command(
         files, DataDir(Path(data_dir)), trust, allow_downgrade=allow_downgrade, dry_run=dry_run
     )
     for check in result.checks:
-        click.echo(check.line())
+        echo(check.line())
     if result.status == "already loaded":
-        click.echo(f"bundle {result.bundle_id} is already loaded; nothing to do")
+        echo(f"bundle {result.bundle_id} is already loaded; nothing to do")
     elif result.status == "dry run":
-        click.echo(
+        echo(
             f"dry run: bundle {result.bundle_id} verified; would publish "
             f"{len(result.published)} files"
         )
     else:
-        click.echo(
+        echo(
             f"loaded bundle {result.bundle_id} (sequence {result.sequence}): "
             f"{len(result.published)} files published"
         )
@@ -333,4 +339,5 @@ def receipt_command(data_dir, sign_key) -> None:
     from fleetgap.store import DataDir
 
     key = SecretKey.read(sign_key) if sign_key is not None else None
+    # printed as made: a signed document, and JSON escapes its control characters itself
     click.echo(json.dumps(make_receipt(DataDir(Path(data_dir)), key), indent=1))

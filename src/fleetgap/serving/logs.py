@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
+from fleetgap.errors import printable, without_userinfo
 from fleetgap.serving.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
@@ -76,6 +77,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "granian.access": quiet,
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.access": quiet,
+            # httpx and httpcore log every request, URL and user-info included, at INFO
+            # and DEBUG; what fails reaches the log through fleetgap's own messages.
+            "httpx": {"level": logging.WARNING},
+            "httpcore": {"level": logging.WARNING},
         },
     }
 
@@ -104,7 +109,7 @@ class EcsFormatter(logging.Formatter):
                 "file.line": record.lineno,
                 "function": record.funcName,
             },
-            "message": record.getMessage(),
+            "message": without_userinfo(record.getMessage()),
         }
         if record.name == REQUEST_LOGGER:
             del document["log.origin"]  # Go logs requests with WithCaller(false)
@@ -112,8 +117,8 @@ class EcsFormatter(logging.Formatter):
         if isinstance(fields, Mapping):
             document.update(fields)
         if record.exc_info:
-            document["error.message"] = str(record.exc_info[1])
-            document["error.stack_trace"] = self.formatException(record.exc_info)
+            document["error.message"] = without_userinfo(str(record.exc_info[1]))
+            document["error.stack_trace"] = without_userinfo(self.formatException(record.exc_info))
         document["service.name"] = self.service_name
         document["service.version"] = __version__
         if self.environment:
@@ -130,14 +135,14 @@ class ConsoleFormatter(logging.Formatter):
             _timestamp(record.created),
             _ZAP_NAMES.get(record.levelno, record.levelname.lower()).upper(),
             record.name,
-            record.getMessage(),
+            printable(without_userinfo(record.getMessage())),  # a request's path, too
         ]
         fields = getattr(record, "ecs", None)
         if isinstance(fields, Mapping) and fields:
             parts.append(json.dumps(dict(fields), ensure_ascii=False, default=str))
         line = "\t".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + without_userinfo(self.formatException(record.exc_info))
         return line
 
 

@@ -49,6 +49,10 @@ _TLS_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
+# For TLS 1.0/1.1: OpenSSL 3 refuses those versions at its default security level, and at
+# level 0 its DEFAULT list also holds PSK and SRP suites; no suite without authentication,
+# without encryption, or keyed by a shared secret instead of the certificate.
+LEGACY_TLS_CIPHERS = "DEFAULT:!aNULL:!eNULL:!PSK:!SRP:@SECLEVEL=0"
 
 # `fleetgap.serving.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
 # is set (see metrics.py). The index the main process loaded, inherited by forked workers:
@@ -382,6 +386,8 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
 
     if settings.workers > 1:
         log.warning("--workers applies to Granian only; uvicorn serves with one process")
+    from fleetgap.serving.header_deadline import HeaderDeadlineProtocol
+
     host, port = split_address(settings.address)
     app = serving_app(settings, index)
     heap.settle()
@@ -392,6 +398,10 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        # As Granian: the client's own address and scheme, whatever X-Forwarded-* say (the
+        # key route's TLS check and the request log's source.ip rely on them).
+        proxy_headers=False,
+        http=HeaderDeadlineProtocol,
         # Go's http.DefaultMaxHeaderBytes (1 MiB) for the request line and headers; h11's
         # own default (16 KiB) would refuse long search queries that Go answers.
         h11_max_incomplete_event_size=1 << 20,
@@ -410,8 +420,7 @@ def _ssl_context(settings: Settings, _config: object, _default: object) -> ssl.S
     context.load_cert_chain(settings.tls_cert or "", settings.tls_key or "")
     context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
     if settings.tls_min_version in ("1.0", "1.1"):
-        # OpenSSL 3 refuses TLS < 1.2 at its default security level.
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.set_ciphers(LEGACY_TLS_CIPHERS)
     return context
 
 
