@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +52,10 @@ _TLS_VERSIONS = {
 }
 
 # `fleetgap.serving.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
-# is set (see metrics.py). The index the main process loaded, inherited by forked workers:
+# is set (see metrics.py). The index the main process loaded, inherited by forked workers,
+# and DATA's generation read just before loading it (see GenerationWatcher):
 _PRELOADED: PackageIndex | None = None
+_PRELOADED_GENERATION: bytes | None = None
 
 
 def run(settings: Settings) -> int:
@@ -66,6 +69,7 @@ def run(settings: Settings) -> int:
     # makes sure the persisted index is current (a quick check when it is, a full load
     # that brings it up to date when it is not) and keeps no copy of its own.
     delegate = granian and not settings.dry_run and settings.index_cache_path is not None
+    generation = _generation(settings)
     current = current_cache_size(load_options(settings)) if delegate else None
     if current is not None:
         log.info("%d local package manifests loaded (persisted index is current).", current)
@@ -85,7 +89,7 @@ def run(settings: Settings) -> int:
         if not granian:
             assert index is not None
             log.info("Serving %s on %s with uvicorn", scheme, settings.address)
-            return _run_uvicorn(settings, index)
+            return _run_uvicorn(settings, index, generation)
         log.info("Serving %s on %s with Granian", scheme, settings.address)
         if delegate:
             index = None
@@ -93,7 +97,7 @@ def run(settings: Settings) -> int:
             release_freed_memory()
         else:
             heap.settle()  # before the workers fork: the index's pages stay shared
-        return _run_granian(settings, index)
+        return _run_granian(settings, index, generation)
 
 
 def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
@@ -195,8 +199,11 @@ def use_uvicorn(settings: Settings) -> bool:
     return settings.tls and settings.tls_min_version in ("1.0", "1.1")
 
 
-def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
-    """In the serving process: hold the index, start the watcher, compose the app."""
+def serving_app(
+    settings: Settings, index: PackageIndex, generation: bytes | None = None
+) -> ASGIApp:
+    """In the serving process: hold the index, start the watchers, compose the app.
+    `generation`: DATA's generation file as read before `index` was loaded."""
     holder = IndexHolder(index)
     if settings.metrics_address:
         from fleetgap.serving import metrics
@@ -211,9 +218,19 @@ def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
         from fleetgap.serving.watcher import GenerationWatcher
         from fleetgap.store import DataDir
 
-        generation = DataDir(settings.data_dir).generation
-        GenerationWatcher(generation, functools.partial(_rescan, settings, holder)).start()
+        data = DataDir(settings.data_dir)
+        reload = functools.partial(_rescan, settings, holder)
+        GenerationWatcher(data, reload, seen=generation).start()
     return compose_app(settings, holder)
+
+
+def _generation(settings: Settings) -> bytes | None:
+    if settings.data_dir is None:
+        return None
+    from fleetgap.serving.watcher import read_generation
+    from fleetgap.store import DataDir
+
+    return read_generation(DataDir(settings.data_dir))
 
 
 def _rescan(settings: Settings, holder: IndexHolder) -> None:
@@ -316,12 +333,12 @@ def _metrics_listener(settings: Settings, indexed: int) -> Iterator[None]:
 # --- Granian ------------------------------------------------------------------------------
 
 
-def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
+def _run_granian(settings: Settings, index: PackageIndex | None, generation: bytes | None) -> int:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
 
-    global _PRELOADED
-    _PRELOADED = index
+    global _PRELOADED, _PRELOADED_GENERATION
+    _PRELOADED, _PRELOADED_GENERATION = index, generation
     host, port = split_address(settings.address)
     tls: dict[str, object] = {}
     if settings.tls:
@@ -368,8 +385,12 @@ def _forget_preloaded() -> None:
 
 def _worker_app(settings: Settings) -> ASGIApp:
     """Runs in each Granian worker process."""
-    index = _PRELOADED if _PRELOADED is not None else load_index(load_options(settings))
-    app = serving_app(settings, index)
+    if _PRELOADED is not None:
+        index, generation = _PRELOADED, _PRELOADED_GENERATION
+    else:
+        generation = _generation(settings)
+        index = load_index(load_options(settings))
+    app = serving_app(settings, index, generation)
     heap.settle()
     return app
 
@@ -377,13 +398,13 @@ def _worker_app(settings: Settings) -> ASGIApp:
 # --- uvicorn ------------------------------------------------------------------------------
 
 
-def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
+def _run_uvicorn(settings: Settings, index: PackageIndex, generation: bytes | None) -> int:
     import uvicorn
 
     if settings.workers > 1:
         log.warning("--workers applies to Granian only; uvicorn serves with one process")
     host, port = split_address(settings.address)
-    app = serving_app(settings, index)
+    app = serving_app(settings, index, generation)
     heap.settle()
     config = uvicorn.Config(
         app,
@@ -442,15 +463,33 @@ class _UvicornServer:
 
 
 def _finish_interrupted_load(data_dir: Path) -> None:
-    """A `bundle load` killed while publishing is rolled forward before serving."""
+    """A `bundle load` killed while publishing is rolled forward before serving. One still
+    publishing from another host sharing DATA is waited for, so that this server never
+    indexes half of it: its renames take seconds, and the lock of one that was killed goes
+    stale (store.STALE_SECONDS), after which this server finishes it."""
     from fleetgap.bundle.load import journal_path, recover
     from fleetgap.store import DataDir, exclusive
 
     data = DataDir(data_dir)
-    if journal_path(data).is_file():
-        with exclusive(data.state / "load.lock", "fleetgap bundle load"):
-            if (bundle_id := recover(data)) is not None:
-                log.info("Finished the interrupted load of bundle %s.", bundle_id)
+    deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+    waiting = False
+    while journal_path(data).is_file():
+        try:
+            with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+                if (bundle_id := recover(data)) is not None:
+                    log.info("Finished the interrupted load of bundle %s.", bundle_id)
+            return
+        except FleetgapError as exc:
+            if time.monotonic() > deadline:
+                log.warning("%s; serving what %s holds now", exc, data_dir)
+                return
+            if not waiting:
+                log.info("Waiting for a load to finish publishing: %s", exc)
+                waiting = True
+            time.sleep(0.5)
+
+
+PUBLISH_WAIT_SECONDS = 60.0
 
 
 def _check_free(host: str, port: int, address: str) -> None:
