@@ -141,3 +141,30 @@ def test_a_holder_taken_over_while_paused_notices_and_leaves_the_new_record(tmp_
         with pytest.raises(FleetgapError, match="lost its lock .*host replica-b"):
             lease.confirm()
     assert lock_holder(lock).host == "replica-b"  # our release did not remove theirs
+
+
+MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+90 27 0:52 / /srv/fleet\040gap rw,relatime shared:40 - nfs4 nfs.internal:/fleetgap rw,vers=4.2
+91 90 254:1 / /srv/fleet\040gap/local rw - ext4 /dev/vdb rw
+92 27 0:53 / /mnt/share rw - cifs //files/share rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/srv/fleet gap", "nfs4"),
+        ("/srv/fleet gap/state/index-cache.sqlite", "nfs4"),
+        ("/srv/fleet gap/local/cache", None),  # a local disk mounted below the export
+        ("/srv/fleet gapx", None),  # a neighbour, not inside the mount
+        ("/mnt/share/DATA", "cifs"),
+        ("/var/lib/fleetgap", None),
+    ],
+)
+def test_network_filesystem_is_the_type_of_the_innermost_mount(path, kind):
+    assert store.network_filesystem(Path(path), MOUNTINFO) == kind
+
+
+def test_this_machines_temporary_directory_is_local(tmp_path):
+    assert store.network_filesystem(tmp_path) is None

@@ -72,6 +72,47 @@ class DataDir:
         return self
 
 
+# File systems that other hosts may mount too (mountinfo's type field).
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "gpfs",
+        "beegfs", "9p", "afs", "ocfs2", "gfs2", "fuse.glusterfs", "fuse.sshfs",
+        "fuse.cephfs", "fuse.s3fs", "fuse.juicefs", "fuse.rclone",
+    }
+)  # fmt: skip
+
+
+def network_filesystem(path: Path, mountinfo: str | None = None) -> str | None:
+    """The type of the network file system `path` is on (`nfs4`, `cifs`, ...), else None.
+
+    Read from /proc/self/mountinfo (or `mountinfo`, its text): the longest mount point that
+    holds `path`."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return None
+    target = os.path.realpath(path)
+    best, kind = "", None
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, after = left.split(), right.split()
+        if len(fields) < 5 or not after:
+            continue
+        point = _unescape_mount(fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, after[0]
+    return kind if kind in NETWORK_FILESYSTEMS else None
+
+
+def _unescape_mount(text: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in octal (\\040 ...)."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        text = text.replace(code, char)
+    return text
+
+
 def is_temporary_name(name: str) -> bool:
     """True for names that are work in progress and must never be listed or served."""
     return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)

@@ -63,6 +63,7 @@ def run(settings: Settings) -> int:
     logs.configure(settings)
     _log_startup(settings)
     if settings.data_dir is not None and not settings.dry_run:
+        _warn_shared_index_cache(settings)
         _finish_interrupted_load(settings.data_dir)
     granian = not use_uvicorn(settings)
     # With Granian and a persisted index, the workers load the index; this process only
@@ -460,6 +461,23 @@ class _UvicornServer:
 
     def run(self) -> None:
         self.server.run()
+
+
+def _warn_shared_index_cache(settings: Settings) -> None:
+    """Replicas on other hosts may share a data directory on a network file system, but not
+    the index cache in it: SQLite must not be written from several hosts over one."""
+    from fleetgap.store import network_filesystem
+
+    kind = network_filesystem(settings.data_dir) if settings.index_cache is None else None
+    if kind:
+        log.warning(
+            "%s is on a network file system (%s): if servers on other hosts share it, give "
+            "each its own index cache on local disk (--index-cache FILE, see README "
+            '"Replicas"); using %s',
+            settings.data_dir,
+            kind,
+            settings.index_cache_path,
+        )
 
 
 def _finish_interrupted_load(data_dir: Path) -> None:
