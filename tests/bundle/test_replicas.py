@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.builders import write_zip_package
-from tests.bundle.conftest import ARTIFACT, entries, make_cache
+from tests.bundle.conftest import ARTIFACT, entries, listing, make_cache
 from tests.serving import fleetgap_serve
 
 from fleetgap.bundle.writer import write_bundle
@@ -212,3 +212,36 @@ def test_a_replica_started_while_another_host_publishes_waits_for_it(
     assert sampler.problems == []
     assert sampler.states and set(sampler.states) == {NEW}
     assert not (data.state / "load-journal.json").exists()
+
+
+def test_a_load_taken_over_while_frozen_publishes_nothing(bundle, data, trust_files, monkeypatch):
+    """A load frozen past the stale limit (a paused VM) finds on waking that another host
+    took the lock over: it stops before its journal, and leaves DATA and their lock alone."""
+    import json
+
+    from click.testing import CliRunner
+
+    import fleetgap.bundle.load as load_module
+    from fleetgap.cli import main
+
+    record = data.state / "load.lock.owner"
+    theirs = {"job": "fleetgap bundle load", "host": "host-e", "pid": 4242,
+              "since": "2026-12-07T18:00:00Z", "token": "e" * 32}  # fmt: skip
+
+    def frozen_then_taken_over(point: str) -> None:
+        if point == "stream":  # while it streams: host-e judged our record stale, took it
+            record.write_text(json.dumps(theirs))
+
+    monkeypatch.setattr(load_module, "_pause", frozen_then_taken_over)
+    before = listing(data.root)
+    result = CliRunner().invoke(
+        main, ["bundle", "load", str(bundle), "--data", str(data.root),
+               "--trust-key", str(trust_files["signer"])],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "lost its lock" in result.output and "host host-e, pid 4242" in result.output
+    assert listing(data.root) == before  # nothing published
+    assert not (data.state / "load-journal.json").exists()
+    assert not (data.state / "receipts").exists()
+    assert not any(data.incoming.iterdir())
+    assert json.loads(record.read_text()) == theirs
