@@ -168,3 +168,15 @@ def test_network_filesystem_is_the_type_of_the_innermost_mount(path, kind):
 
 def test_this_machines_temporary_directory_is_local(tmp_path):
     assert store.network_filesystem(tmp_path) is None
+
+
+def test_a_record_of_another_version_still_counts(tmp_path):
+    """Fields added or left out by another fleetgap version do not make a live holder's
+    record unreadable (which would be taken over after a few seconds)."""
+    lock = _lock(tmp_path)
+    record = lock.with_name("load.lock.owner")
+    record.write_text(json.dumps({"job": JOB, "host": "replica-b", "pid": 7, "lease": "v2"}))
+    long_ago = time.time() - 20  # past the grace for an unreadable record, not stale
+    os.utime(record, (long_ago, long_ago))
+    with pytest.raises(FleetgapError, match=r"host replica-b, pid 7"), exclusive(lock, JOB):
+        pass

@@ -217,8 +217,8 @@ class Owner:
     job: str
     host: str
     pid: int
-    since: str  # UTC, the holder's clock: for people, never compared
-    token: str  # random: tells this holding apart from any other
+    since: str = ""  # UTC, the holder's clock: for people, never compared
+    token: str = ""  # random: tells this holding apart from any other
     boot: str = ""  # with `pid_ns` and `host`: the same machine and pid namespace as ours?
     pid_ns: str = ""
     started: str = ""  # the process's start time (/proc/PID/stat): a reused pid is not alive
