@@ -180,3 +180,16 @@ def test_a_record_of_another_version_still_counts(tmp_path):
     os.utime(record, (long_ago, long_ago))
     with pytest.raises(FleetgapError, match=r"host replica-b, pid 7"), exclusive(lock, JOB):
         pass
+
+
+def test_a_hostile_record_is_shown_on_one_printable_line(tmp_path):
+    """The record comes from whichever host wrote it: its text is outside input."""
+    lock = _lock(tmp_path)
+    record = lock.with_name("load.lock.owner")
+    record.write_text(json.dumps({"job": "x\n\x1b[2Jjob", "host": "evil\r\n\x1b]0;t\x07" * 50,
+                                  "pid": 1, "since": "\x1b[31m", "token": "c" * 32}))  # fmt: skip
+    with pytest.raises(FleetgapError) as refused, exclusive(lock, JOB):
+        pass
+    message = str(refused.value)
+    assert message.isprintable() and "\x1b" not in message
+    assert len(message) < 700

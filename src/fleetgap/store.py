@@ -238,7 +238,9 @@ class Owner:
         )
 
     def describe(self) -> str:
-        return f"host {self.host}, pid {self.pid}, since {self.since}"
+        """One printable line, however the record was written (it may come from elsewhere)."""
+        text = f"host {self.host}, pid {self.pid}" + (f", since {self.since}" if self.since else "")
+        return _printable(text)
 
     def on_this_machine(self) -> bool:
         """True when `pid` can be checked here: same host name, boot and pid namespace."""
@@ -292,7 +294,7 @@ class Lease:
         if found is None or found.token != self.owner.token:
             raise FleetgapError(
                 f"{self.owner.job} lost its lock {self.path} while paused"
-                + (f" ({found.job} now runs there: {found.describe()})" if found else "")
+                + (f" ({_printable(found.job)} now holds it: {found.describe()})" if found else "")
                 + "; nothing more was changed, run it again"
             )
 
@@ -394,7 +396,7 @@ def _refusal(lock_file: Path, job: str, found: Owner | None, legacy: str) -> Fle
         )
     return FleetgapError(
         f"{_printable(found.job)} is already running on {root} "
-        f"({_printable(found.describe())}); wait for it to finish (a lock left by a crashed "
+        f"({found.describe()}); wait for it to finish (a lock left by a crashed "
         f"host is taken over after {STALE_SECONDS:.0f} s without its heartbeat)"
     )
 
