@@ -57,6 +57,9 @@ _TLS_VERSIONS = {
 _PRELOADED: PackageIndex | None = None
 _PRELOADED_GENERATION: bytes | None = None
 
+# At start, how long to wait for a load that another host sharing DATA is publishing.
+PUBLISH_WAIT_SECONDS = 60.0
+
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (or, with dry_run, load and report). Returns the exit code."""
@@ -505,9 +508,6 @@ def _finish_interrupted_load(data_dir: Path) -> None:
                 log.info("Waiting for a load to finish publishing: %s", exc)
                 waiting = True
             time.sleep(0.5)
-
-
-PUBLISH_WAIT_SECONDS = 60.0
 
 
 def _check_free(host: str, port: int, address: str) -> None:
