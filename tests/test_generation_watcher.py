@@ -128,3 +128,9 @@ def test_a_load_that_finished_while_the_index_was_built_is_reloaded(data):
         assert reloads.event.wait(10)
     finally:
         watcher.stop()
+
+
+def test_the_generation_file_is_readable_by_servers_running_as_another_user(data):
+    """The load may run as root or an operator, the servers as `fleetgap`: they read it."""
+    bump_generation(data, BUNDLE)
+    assert data.generation.stat().st_mode & 0o777 == 0o644

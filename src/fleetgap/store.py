@@ -118,14 +118,17 @@ def is_temporary_name(name: str) -> bool:
     return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one.
+    The file is private to its owner (0600) unless `mode` says otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with _temporary_beside(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
 
 
@@ -135,7 +138,8 @@ def bump_generation(data: DataDir, label: str) -> None:
     Written after everything the load brought is in place, so a server that sees the new
     generation finds every file of it.
     """
-    atomic_write_bytes(data.generation, f"{time.time_ns()} {label}\n".encode())
+    # readable by servers running as another user than the load (they read its content)
+    atomic_write_bytes(data.generation, f"{time.time_ns()} {label}\n".encode(), mode=0o644)
 
 
 def place_file(source: Path, dest: Path) -> None:

@@ -170,6 +170,10 @@ def test_two_replicas_one_directory_loads_from_other_hosts(bundle, data, tmp_pat
         assert set(sampler.states[swapped:]) == {NEW}  # never back to the old one
     assert not (data.state / "load.lock.owner").exists()
     assert not any(data.incoming.iterdir())
+    # what the servers read of the load, readable when they run as another user than it
+    (receipt,) = (data.state / "receipts").iterdir()
+    for path in (receipt, data.generation):
+        assert path.stat().st_mode & 0o777 == 0o644, path
 
 
 def test_a_replica_started_while_another_host_publishes_waits_for_it(

@@ -207,7 +207,8 @@ def _roll_forward(data: DataDir, journal: dict[str, Any]) -> None:
                 handle.write(json.dumps(journal["audit"], sort_keys=True) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-        atomic_write_bytes(receipt_file, json.dumps(receipt, indent=1).encode() + b"\n")
+        body = json.dumps(receipt, indent=1).encode() + b"\n"
+        atomic_write_bytes(receipt_file, body, mode=0o644)  # servers read it, maybe as another user
     journal_path(data).unlink(missing_ok=True)
     shutil.rmtree(incoming, ignore_errors=True)
     bump_generation(data, bundle_id)

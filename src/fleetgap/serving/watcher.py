@@ -9,6 +9,7 @@ is polled once a second and watched from the moment it appears.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -172,6 +173,11 @@ def read_generation(data: DataDir) -> bytes:
     try:
         with open(data.generation, "rb") as handle:
             return handle.read(4096)
+    except PermissionError:  # written 0600 by an older fleetgap run as another user
+        with contextlib.suppress(OSError):
+            info = data.generation.stat()
+            return f"{info.st_ino} {info.st_mtime_ns} {info.st_size}".encode()
+        return b""
     except OSError:
         return b""  # none yet (not None: that means "read it now" to the watcher)
 
