@@ -66,6 +66,12 @@ class DataDir:
         """Where unverified downloads wait (never under downloads/, so never served)."""
         return self.state / "incoming"
 
+    @property
+    def load_lock(self) -> Path:
+        """The lock (`exclusive`) of every job that publishes into packages/, downloads/ or
+        keys/: bundle load, artifacts mirror, keys publish, keys fetch-elastic."""
+        return self.state / "load.lock"
+
     def ensure(self) -> DataDir:
         for folder in (self.packages, self.downloads, self.keys, self.state, self.incoming):
             folder.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +14,8 @@ from typing import Any
 
 from fleetgap.bundle.manifest import BUNDLE_ID, TOP_FOLDERS
 from fleetgap.errors import FleetgapError
-from fleetgap.pgp.keys import SecretKey
-from fleetgap.pgp.signatures import sign_bytes
+from fleetgap.pgp.keys import PublicKey, SecretKey
+from fleetgap.pgp.signatures import sign_bytes, verify_own_signature
 from fleetgap.store import DataDir, is_temporary_name
 
 FORMAT = "fleetgap-receipt"
@@ -125,13 +126,17 @@ def _signed_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
 
 
-def read_receipt(path: Path) -> Receipt:
+def read_receipt(path: Path, signers: Sequence[PublicKey] = ()) -> Receipt:
+    """The receipt at `path`; with `signers`, its signature must verify with one of them
+    under the rules for fleetgap's own signatures (SHA-256 or stronger, nothing expired)."""
     try:
         raw = json.loads(Path(path).read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise FleetgapError(f"{path}: not a readable receipt: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("format_version") != 1:
         raise FleetgapError(f"{path}: not a fleetgap receipt (format {FORMAT}, version 1)")
+    if signers:
+        _check_signature(path, raw, signers)
     files = raw.get("files")
     if not isinstance(files, list) or not all(
         isinstance(f, dict) and {"path", "sha256", "size"} <= set(f) for f in files
@@ -143,3 +148,13 @@ def read_receipt(path: Path) -> Receipt:
         tuple(files),
         raw.get("signer"),
     )
+
+
+def _check_signature(path: Path, raw: dict[str, Any], signers: Sequence[PublicKey]) -> None:
+    signature = raw.get("signature")
+    if not isinstance(signature, str):
+        raise FleetgapError(f"{path}: the receipt is not signed (`bundle receipt --sign-key`)")
+    try:
+        verify_own_signature(_signed_bytes(raw), signature.encode(), signers)
+    except FleetgapError as exc:
+        raise FleetgapError(f"{path}: receipt signature: {exc}") from None

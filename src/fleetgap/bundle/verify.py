@@ -8,6 +8,7 @@ and each artifact against its `.sha512` and `.asc`, as Kibana and the agent chec
 Keys for packages and artifacts: `--key` files, a carried key with Elastic's pinned
 fingerprint, Elastic's key already in DATA/keys/, and — only when the manifest's signature
 verified with a trusted signer, who vouches for them — every other key the bundle carries.
+An unsigned bundle that carries any other key is refused: it cannot change what is trusted.
 Sidecars and keys come before the files they check (manifest.sorted_entries), so they are
 held in memory (each at most 1 MiB) and every file is read exactly once.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from fleetgap.bundle.hashpipe import HashPipe
-from fleetgap.bundle.manifest import SIGNATURE_NAME, FileEntry, Manifest
+from fleetgap.bundle.manifest import SIDECAR_SUFFIXES, SIGNATURE_NAME, FileEntry, Manifest
 from fleetgap.bundle.reader import MAX_SIGNATURE_BYTES, BundleError, BundleReader, find_parts
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key
@@ -30,8 +31,8 @@ from fleetgap.pgp.signatures import (
     SignedDigests,
     check_signers,
     parse_detached_signature,
-    verify_bytes,
     verify_digests,
+    verify_own_signature,
 )
 
 # A sink consumes a member's chunks (load writes them to DATA/state/incoming/).
@@ -109,6 +110,8 @@ def verify_bundle(
             )
         else:
             note(Check(SIGNATURE_NAME, "none: bundle is unsigned, loaded with --allow-unsigned"))
+        for entry in reader.manifest.files:
+            check_verified_by(entry)
         if before_files is not None:
             before_files(result)
         checker = _FileChecker(trust, vouched=signer is not None, hashes=reader.hashes)
@@ -146,6 +149,24 @@ def verify_bundle(
     return result
 
 
+def check_verified_by(entry: FileEntry) -> None:
+    """What verifies a file is tied to its path, whatever the manifest says: a key file is
+    one pinned or trusted certificate; under downloads/ a binary needs its .sha512 and .asc
+    and only those sidecars are held as sidecars; `none` is never enough there."""
+    path, kind = entry.path, entry.verified_by
+    if path.startswith("keys/"):
+        allowed = kind == "pinned-fingerprint"
+    elif path.startswith("downloads/"):
+        sidecar = path.endswith(SIDECAR_SUFFIXES)
+        allowed = kind not in ("none", "pinned-fingerprint", "openpgp-detached") and (
+            sidecar == (kind == "sidecar")
+        )
+    else:
+        allowed = True
+    if not allowed:
+        raise BundleError(f"{path}: the manifest says it is verified by {kind!r}; refused there")
+
+
 def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey | None:
     where = reader._where()
     if reader.signature is None:
@@ -165,7 +186,7 @@ def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey |
             "--trust-key KEY (or put it in DATA/state/bundle-signers/)"
         )
     try:
-        return verify_bytes(reader.manifest_bytes, reader.signature, trust.signers)
+        return verify_own_signature(reader.manifest_bytes, reader.signature, trust.signers)
     except FleetgapError as exc:
         raise BundleError(
             reader._with_damage(
@@ -211,7 +232,7 @@ class _FileChecker:
                 continue
             self.small[entry.path] = data
             if entry.verified_by == "pinned-fingerprint":
-                checks.append(self._key(entry, data))
+                checks.append(self._key(entry, data, carried=False))
         return checks
 
     def checks_for(self, entry: FileEntry) -> list[Check]:
@@ -236,7 +257,7 @@ class _FileChecker:
             checks.append(self._key(entry, data))
         self.pending[entry.path] = checks
 
-    def _key(self, entry: FileEntry, data: bytes) -> Check:
+    def _key(self, entry: FileEntry, data: bytes, *, carried: bool = True) -> Check:
         try:
             key = parse_public_key(data)
         except FleetgapError as exc:
@@ -253,10 +274,14 @@ class _FileChecker:
             how = "a key given with --key"
         elif self.vouched:
             how = "fingerprint as in the signed manifest (vouched for by its signer)"
+        elif carried:
+            raise BundleError(
+                f"{entry.path}: key {key.fingerprint} is not trusted: the bundle is unsigned "
+                "and it is neither Elastic's key nor one given with --key"
+            )
         else:
-            how = "not trusted (unsigned bundle, not Elastic's key, not given with --key)"
-        if not how.startswith("not trusted"):
-            self.keys.append(key)
+            return Check(entry.path, "OpenPGP key already here: not used (unsigned bundle)")
+        self.keys.append(key)
         return Check(entry.path, f"OpenPGP key: {how}", key.fingerprint)
 
     def _signed(

@@ -92,6 +92,13 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 )
 @_SINCE
 @click.option(
+    "--receipt-key",
+    "receipt_key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Public key the --since receipt must be signed with (repeatable).",
+)
+@click.option(
     "--sign-key",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
@@ -103,8 +110,8 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 @net_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, proxy, ca_cert,
-            as_json, parallel) -> None:  # fmt: skip
+def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, split, key_files,
+            proxy, ca_cert, as_json, parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -114,7 +121,8 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     from fleetgap.store import DataDir
 
     selection = load_selection(selection_file)
-    holding = read_holding(since) if since else None
+    receipt_keys = [read_public_key(path) for path in receipt_key_files]
+    holding = read_holding(since, receipt_keys) if since else None
     signer = SecretKey.read(sign_key) if sign_key else None
     part_size = parse_size(split) if split else None
     trust = [read_public_key(path) for path in key_files]
@@ -212,13 +220,9 @@ def _signers(trust_key_files, data_dir):
 
 def _trust(trust_key_files, key_files, allow_unsigned, data_dir=None):
     from fleetgap.bundle.verify import Trust
-    from fleetgap.pgp.elastic_key import load_elastic_key
-    from fleetgap.pgp.keys import parse_public_key, read_public_key
+    from fleetgap.pgp.elastic_key import elastic_signing_keys
 
-    file_keys = [read_public_key(path) for path in key_files]
-    elastic = load_elastic_key(Path(data_dir)) if data_dir is not None else None
-    if elastic is not None:
-        file_keys.append(parse_public_key(elastic))
+    file_keys = elastic_signing_keys(data_dir, key_files).keys
     return Trust(_signers(trust_key_files, data_dir), file_keys, allow_unsigned)
 
 
@@ -245,7 +249,7 @@ def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) 
     """Read every byte of a bundle and check every hash and signature."""
     from fleetgap.bundle.verify import verify_bundle
 
-    trust = _trust(trust_key_files, key_files, allow_unsigned)
+    trust = _trust(trust_key_files, key_files, allow_unsigned, data_dir)
     present = Path(data_dir) if data_dir is not None else None
     result = verify_bundle(files, trust, on_check=lambda c: click.echo(c.line()), present=present)
     click.echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")

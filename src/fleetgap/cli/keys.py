@@ -22,6 +22,7 @@ from fleetgap.pgp.keys import (
     utc_text,
     write_atomic,
 )
+from fleetgap.store import DataDir, exclusive
 
 _DATA = data_option("fleetgap data directory (env FLEETGAP_DATA).", required=True)
 
@@ -100,8 +101,10 @@ def publish(key_file: Path, data_dir: Path) -> None:
     """Serve KEY_FILE (an organisation's public key) as DATA/keys/GPG-KEY-elastic-agent."""
     body = key_file.read_bytes()
     key = parse_public_key(body)
-    target = data_dir / "keys" / AGENT_KEY_FILE
-    write_atomic(target, key.armored.encode(), mode=0o644)
+    data = DataDir(data_dir)
+    target = data.keys / AGENT_KEY_FILE
+    with exclusive(data.load_lock, "fleetgap keys publish"):
+        write_atomic(target, key.armored.encode(), mode=0o644)
     click.echo(f"published {key} as {target}")
 
 

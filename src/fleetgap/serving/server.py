@@ -126,7 +126,7 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
 
         recorder = metrics.RequestMetrics()
         app = metrics.MetricsMiddleware(app, recorder)
-    log = logs.RequestLog()
+    log = logs.RequestLog(settings.log_flush_interval)
     app = logs.RequestLogMiddleware(app, log)
     return FastPath(app, known, log, recorder, limits)
 
@@ -496,7 +496,7 @@ def _finish_interrupted_load(data_dir: Path) -> None:
     waiting = False
     while journal_path(data).is_file():
         try:
-            with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+            with exclusive(data.load_lock, "fleetgap bundle load"):
                 if (bundle_id := recover(data)) is not None:
                     log.info("Finished the interrupted load of bundle %s.", bundle_id)
             return
