@@ -21,7 +21,7 @@ import httpx
 import pytest
 from tests.builders import write_zip_package
 from tests.bundle.conftest import ARTIFACT, entries, listing, make_cache
-from tests.serving import fleetgap_serve
+from tests.serving import fleetgap_serve, free_port
 
 from fleetgap.bundle.writer import write_bundle
 from fleetgap.store import STALE_SECONDS, DataDir
@@ -249,3 +249,57 @@ def test_a_load_taken_over_while_frozen_publishes_nothing(bundle, data, trust_fi
     assert not (data.state / "receipts").exists()
     assert not any(data.incoming.iterdir())
     assert json.loads(record.read_text()) == theirs
+
+
+def test_a_replica_with_data_mounted_read_only_waits_for_a_writer_to_finish(
+    bundle, data, tmp_path, trust_files
+):
+    """Servers may mount the shared directory read-only. One that starts after a load was
+    killed midway cannot finish it: it waits (no traceback, no half of it indexed) until
+    a load on a host that can write finishes it."""
+    killed = load_on_host("host-c", bundle, data, trust_files, pause="publish")
+    assert killed.stdout is not None
+    assert "paused at publish" in killed.stdout.readline()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(10)
+    port = free_port()
+    log = tmp_path / "read-only-replica.log"
+    root = str(data.root)
+    command = [
+        "unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+        'mount --bind -o ro "$0" "$0" && exec "$@"', root,
+        sys.executable, "-m", "fleetgap", "serve", "-address", f"127.0.0.1:{port}",
+        "--data", root, "-require-package-signatures=false",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        replica = subprocess.Popen(command, env={**os.environ, **ENV}, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while "Waiting for a load to finish publishing" not in log.read_text():
+            assert replica.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert "Read-only file system" in log.read_text()
+        age_lock_record(data, STALE_SECONDS + 10)  # host-c silent past the stale limit
+        code, output = finish(load_on_host("host-d", bundle, data, trust_files))
+        assert code == 0, output
+        url = f"http://127.0.0.1:{port}"
+        while not _healthy(url):  # it goes on once the journal is gone
+            assert replica.poll() is None, log.read_text()
+            assert time.monotonic() < deadline + 60, log.read_text()
+            time.sleep(0.1)
+        sampler = Sampler(url)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert sampler.state(client) == NEW
+        assert sampler.problems == []
+    finally:
+        replica.terminate()
+        replica.wait(15)
+    assert "Traceback" not in log.read_text()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -487,7 +487,8 @@ def _finish_interrupted_load(data_dir: Path) -> None:
     """A `bundle load` killed while publishing is rolled forward before serving. One still
     publishing from another host sharing DATA is waited for, so that this server never
     indexes half of it: its renames take seconds, and the lock of one that was killed goes
-    stale (store.STALE_SECONDS), after which this server finishes it."""
+    stale (store.STALE_SECONDS), after which this server finishes it. A server that cannot
+    write to DATA (mounted read-only) waits for a host that can to finish it."""
     from fleetgap.bundle.load import journal_path, recover
     from fleetgap.store import DataDir, exclusive
 
@@ -501,13 +502,16 @@ def _finish_interrupted_load(data_dir: Path) -> None:
                     log.info("Finished the interrupted load of bundle %s.", bundle_id)
             return
         except FleetgapError as exc:
-            if time.monotonic() > deadline:
-                log.warning("%s; serving what %s holds now", exc, data_dir)
-                return
-            if not waiting:
-                log.info("Waiting for a load to finish publishing: %s", exc)
-                waiting = True
-            time.sleep(0.5)
+            reason = str(exc)
+        except OSError as exc:
+            reason = f"cannot finish it here: {exc.strerror or exc} ({data.state})"
+        if time.monotonic() > deadline:
+            log.warning("%s; serving what %s holds now", reason, data_dir)
+            return
+        if not waiting:
+            log.info("Waiting for a load to finish publishing: %s", reason)
+            waiting = True
+        time.sleep(0.5)
 
 
 def _check_free(host: str, port: int, address: str) -> None:
