@@ -35,7 +35,7 @@ from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
 from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.fleet_server import KEY_FILENAME
-from fleetgap.store import DataDir, atomic_write_bytes, bump_generation, exclusive
+from fleetgap.store import DataDir, Lease, atomic_write_bytes, bump_generation, exclusive
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,19 @@ def load(
     if dry_run:
         return _load(files, data, trust, allow_downgrade, dry_run)
     data.ensure()
-    with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+    with exclusive(data.load_lock, "fleetgap bundle load") as lease:
         recover(data)
-        return _load(files, data, trust, allow_downgrade, dry_run)
+        return _load(files, data, trust, allow_downgrade, dry_run, lease)
 
 
-def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bool):
+def _load(
+    files,
+    data: DataDir,
+    trust: Trust,
+    allow_downgrade: bool,
+    dry_run: bool,
+    lease: Lease | None = None,
+) -> LoadResult:
     incoming: Path | None = None
     keep: list[str] = []  # carried files already present with the same content
 
@@ -166,6 +173,12 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
         "checks": [c.as_dict() for c in verified.checks],
     }
     journal = {"bundle_id": manifest.bundle_id, "moves": moves, "receipt": receipt, "audit": audit}
+    if lease is not None:
+        try:  # the point of no return: the lock is still ours, not taken over by another host
+            lease.confirm()
+        except FleetgapError:
+            _discard(incoming)
+            raise
     atomic_write_bytes(journal_path(data), json.dumps(journal).encode())
     _roll_forward(data, journal)
     return LoadResult(
@@ -211,7 +224,8 @@ def _roll_forward(data: DataDir, journal: dict[str, Any]) -> None:
                 handle.write(json.dumps(journal["audit"], sort_keys=True) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-        atomic_write_bytes(receipt_file, json.dumps(receipt, indent=1).encode() + b"\n")
+        body = json.dumps(receipt, indent=1).encode() + b"\n"
+        atomic_write_bytes(receipt_file, body, mode=0o644)  # servers read it, maybe as another user
     journal_path(data).unlink(missing_ok=True)
     shutil.rmtree(incoming, ignore_errors=True)
     bump_generation(data, bundle_id)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetgap.bundle.manifest import TOP_FOLDERS
+from fleetgap.bundle.manifest import BUNDLE_ID, TOP_FOLDERS
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.keys import PublicKey, SecretKey
 from fleetgap.pgp.signatures import sign_bytes, verify_own_signature
@@ -43,6 +44,40 @@ def loaded_receipts(data: DataDir) -> list[dict[str, Any]]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         found.append(json.loads(path.read_text()))
     return found
+
+
+def unseen_files(data: DataDir, bundle_id: str) -> list[str]:
+    """What the finished load of `bundle_id` brought that a listing of DATA here does not show
+    yet, its receipt first. A server on another host sharing DATA over NFS may see the new
+    generation file before its cached view of the folders catches up: it waits for these.
+    Empty for a label that is no bundle id (a generation bumped by another job)."""
+    if not BUNDLE_ID.fullmatch(bundle_id):
+        return []
+    folder = receipts_dir(data)
+    names = _listing(folder)
+    receipt = next((n for n in names if n.endswith(f"-{bundle_id}.json")), None)
+    if receipt is None:
+        return [f"state/receipts/*-{bundle_id}.json"]
+    try:
+        files = json.loads((folder / receipt).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # listed but not readable here (another user's, 0600): nothing to check
+    listings: dict[str, frozenset[str]] = {}
+    unseen = []
+    for item in files:
+        parent, _, name = str(item["path"]).rpartition("/")
+        if parent not in listings:
+            listings[parent] = _listing(data.root / parent)
+        if name not in listings[parent]:
+            unseen.append(item["path"])
+    return unseen
+
+
+def _listing(folder: Path) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(folder))  # a listing, as the package index reads them
+    except OSError:
+        return frozenset()
 
 
 def sha256_file(path: Path) -> str:
