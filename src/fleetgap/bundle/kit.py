@@ -25,13 +25,13 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from fleetgap import __version__
 from fleetgap.errors import FleetgapError
+from fleetgap.net import NetOptions
 from fleetgap.pgp.keys import SecretKey
 from fleetgap.pgp.signatures import sign_bytes
 
@@ -83,7 +83,7 @@ def create_kit(
     *,
     find_links: Path | None = None,
     sign_key: SecretKey | None = None,
-    pip_options: Sequence[str] = (),
+    net_options: NetOptions | None = None,
 ) -> list[str]:
     """Write the kit tar to `out` (atomically); returns the wheel names it holds."""
     out = Path(out)
@@ -91,7 +91,7 @@ def create_kit(
     with tempfile.TemporaryDirectory(prefix=".kit-", dir=out.parent) as work:
         wheels = Path(work) / WHEELS
         names = download_wheels(
-            wheels, target, find_links=find_links, index=find_links is None, pip_options=pip_options
+            wheels, target, find_links=find_links, index=find_links is None, net_options=net_options
         )
         installer = install_script(target).encode()
         sums = sha256sums({INSTALLER: installer} | {f"{WHEELS}/{n}": wheels / n for n in names})
@@ -114,14 +114,14 @@ def download_wheels(
     *,
     find_links: Path | None = None,
     index: bool = True,
-    pip_options: Sequence[str] = (),
+    net_options: NetOptions | None = None,
 ) -> list[str]:
     """pip downloads fleetgap (this version), its dependencies and pip into `dest`, binary
     wheels only, once per platform and Python; returns the wheel names, sorted."""
     dest.mkdir(parents=True, exist_ok=True)
     for platform in target.platforms:
         for python in target.pythons:
-            _pip_download(dest, platform, python, find_links, index, pip_options)
+            _pip_download(dest, platform, python, find_links, index, net_options)
     names = sorted(p.name for p in dest.iterdir() if p.is_file())
     stray = [n for n in names if not n.endswith(".whl")]
     if stray:  # --only-binary should make this impossible; a kit never builds from source
@@ -167,14 +167,20 @@ def _pip_download(
     python: str,
     find_links: Path | None,
     index: bool,
-    pip_options: Sequence[str],
+    net_options: NetOptions | None,
 ) -> None:
     command = pip_download_command(dest, platform, python, find_links, index)
-    command[4:4] = list(pip_options)
+    env = dict(os.environ)
+    # pip reads these itself; in the environment, a proxy's password is not in `ps` output
+    if net_options is not None and net_options.proxy:
+        env["PIP_PROXY"] = net_options.proxy
+    if net_options is not None and net_options.ca_cert:
+        env["PIP_CERT"] = str(net_options.ca_cert)
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False
-        )
+            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False,
+            env=env,
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise FleetgapError(
             f"pip download for {platform} Python {python} took more than "

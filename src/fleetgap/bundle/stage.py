@@ -215,13 +215,11 @@ def _stage_artifacts(
 def _stage_kit(kit: KitSpec, cache: DataDir, options: NetOptions) -> list[FileEntry]:
     """pip downloads into a fresh folder; exactly those wheels go in (older ones left in
     cache/kit/ by earlier runs are not carried)."""
-    pip_options = [*(["--proxy", options.proxy] if options.proxy else []),
-                   *(["--cert", str(options.ca_cert)] if options.ca_cert else [])]  # fmt: skip
     target = KitTarget(kit.platforms, kit.pythons)
     with tempfile.TemporaryDirectory(prefix="kit-", dir=cache.incoming) as work:
         names = download_wheels(
             Path(work), target, find_links=kit.find_links, index=kit.find_links is None,
-            pip_options=pip_options,
+            net_options=options,
         )  # fmt: skip
         for name in names:
             place_file(Path(work) / name, cache.kit / name)

@@ -48,6 +48,7 @@ def kit() -> None:
 def create(out, platforms, pythons, find_links, sign_key, proxy, ca_cert) -> None:
     """Fetch the wheels (as pip does) and write one tar: fleetgap-kit-VERSION/."""
     from fleetgap.bundle.kit import KitTarget, create_kit, kit_name
+    from fleetgap.net import NetOptions
     from fleetgap.pgp.keys import SecretKey
 
     target = KitTarget(
@@ -55,17 +56,8 @@ def create(out, platforms, pythons, find_links, sign_key, proxy, ca_cert) -> Non
         tuple(dict.fromkeys(pythons)) or (f"{sys.version_info[0]}.{sys.version_info[1]}",),
     )
     signer = SecretKey.read(sign_key) if sign_key else None
-    pip_options = [
-        *(["--proxy", proxy] if proxy else []),
-        *(["--cert", ca_cert] if ca_cert else []),
-    ]
-    names = create_kit(
-        out,
-        target,
-        find_links=find_links,
-        sign_key=signer,
-        pip_options=[str(o) for o in pip_options],
-    )
+    options = NetOptions(proxy=proxy, ca_cert=ca_cert)
+    names = create_kit(out, target, find_links=find_links, sign_key=signer, net_options=options)
     click.echo(
         f"{out}: {kit_name()}/ with {len(names)} wheels for {', '.join(target.platforms)}, "
         f"Python {', '.join(target.pythons)}"
