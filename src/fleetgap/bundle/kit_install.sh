@@ -90,7 +90,8 @@ CHECK
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_CONFIG_FILE=/dev/null
 if [ ! -x "$PREFIX/bin/python" ]; then
-    "$PYTHON" -m venv --without-pip "$PREFIX" || fail "cannot make a virtual environment at $PREFIX"
+    made=$("$PYTHON" -m venv --without-pip "$PREFIX" 2>&1) \
+        || fail "cannot make a virtual environment at $PREFIX: $(printf '%s' "$made" | tail -n 1)"
 fi
 set -- "$KIT"/wheels/pip-*.whl
 [ -f "$1" ] || fail "the kit carries no pip wheel"
