@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fleetgap.bundle.manifest import FileEntry
 from fleetgap.bundle.selection import SelectionError, parse_selection
 from fleetgap.bundle.writer import write_bundle
 from fleetgap.cli import main
+from fleetgap.pgp.keys import parse_public_key
 
 from serving import fleetgap_serve
 
@@ -131,3 +133,25 @@ def test_serve_offers_data_kit_as_a_pep503_index(tmp_path):
         for missing in ("files/notes.txt", "files/..%2Fkit%2Fnotes.txt", "simple/absent/"):
             assert httpx.get(f"{server.url}/fleetgap/{missing}").status_code == 404, missing
         assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_plan_names_the_kit(tmp_path, trust_files):
+    key = trust_files["files"]
+    fingerprint = parse_public_key(key.read_bytes()).fingerprint
+    selection = tmp_path / "sel.yml"
+    selection.write_text(
+        f"keys:\n  - file: GPG-KEY-elastic-agent\n    source: {key}\n"
+        f"    fingerprint: {fingerprint}\n"
+        "kit:\n  platforms: [linux-arm64]\n  python: ['3.12', '3.13']\n"
+    )
+    result = CliRunner().invoke(main, ["bundle", "plan", str(selection)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "kit: fleetgap's wheels for linux-arm64, Python 3.12, 3.13: listed and sized when "
+        "`bundle create` fetches them"
+    )
+    as_json = CliRunner().invoke(main, ["bundle", "plan", str(selection), "--json"])
+    assert json.loads(as_json.output)["kit"] == {
+        "platforms": ["linux-arm64"],
+        "python": ["3.12", "3.13"],
+    }

@@ -56,9 +56,11 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     holding = read_holding(since) if since else None
     with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))) as net:
         result = plan(selection, net, holding, parallel)
+    kit = selection.kit
     if as_json:
         document = {
             "files": [f.as_dict() for f in result.files],
+            "kit": {"platforms": kit.platforms, "python": kit.pythons} if kit else None,
             "counts": {k: result.count(k) for k in ("key", "package", "artifact")},
             "bytes": result.bytes,
             "new_files": sum(1 for f in result.files if f.new),
@@ -71,6 +73,11 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
             click.echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
         for line in summary_lines(result):
             click.echo(line)
+        if kit:  # pip resolves the wheels only when it fetches them
+            click.echo(
+                f"kit: fleetgap's wheels for {', '.join(kit.platforms)}, Python "
+                f"{', '.join(kit.pythons)}: listed and sized when `bundle create` fetches them"
+            )
     for f in result.problems:
         click.echo(f"PROBLEM {f.path}: {f.problem}", err=True)
     if result.problems:
