@@ -177,6 +177,10 @@ def test_kit_crosses_in_a_bundle_and_is_served_as_a_pip_index(
         env=source_env(), cwd=tmp_path,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
+    wheels = {p.name: _sha256(p) for p in kit.links.iterdir()}
+    assert f"kit: {len(wheels)} wheels of fleetgap {__version__} and its dependencies" in (
+        created.stdout.splitlines()
+    )
     data, work = tmp_path / "data", tmp_path / "closed"
     work.mkdir()
     env = clean_env() | {
@@ -186,7 +190,6 @@ def test_kit_crosses_in_a_bundle_and_is_served_as_a_pip_index(
     }  # fmt: skip
     done = offline(["sh", "-c", CLOSED_SIDE], env=env, cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr + _log(work / "serve.log")
-    wheels = {p.name: _sha256(p) for p in kit.links.iterdir()}
     # bundle load put exactly the kit's wheels under DATA/kit/, each checked
     assert {p.name: _sha256(p) for p in (data / "kit").iterdir()} == wheels
     for name in wheels:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap import __version__
 from fleetgap.cli.distribution import net_options
 from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
@@ -178,6 +179,7 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
         "keys": staged.keys,
         "delta": holding is not None,
         "signed_by": signer.fingerprint if signer else None,
+        "kit_wheels": sum(1 for e in entries if e.path.startswith("kit/")),
         "verified_with": list(staged.trusted),
     }
     if as_json:
@@ -191,6 +193,10 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
         f"packages, {staged.artifacts} artifacts, {staged.keys} key files"
         + ("; delta against the receipt" if holding else "")
     )
+    if selection.kit:
+        click.echo(
+            f"kit: {report['kit_wheels']} wheels of fleetgap {__version__} and its dependencies"
+        )
 
 
 def parse_size(text: str) -> int:
