@@ -110,6 +110,16 @@ def test_install_sh_refuses_a_wheel_not_in_the_sums(kit: Kit, tmp_path: Path):
     assert not (tmp_path / "opt").exists()
 
 
+def test_install_sh_without_its_wheels_folder_is_one_line(kit: Kit, tmp_path: Path):
+    folder = _copy_kit(kit, tmp_path)
+    shutil.rmtree(folder / "wheels")
+    done = _install(folder, tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        "install.sh: cannot read wheels/: No such file or directory; nothing installed"
+    ]
+
+
 def test_installed_kit_puts_fleetgap_on_the_path(installed: Installed):
     assert installed.fleetgap.is_symlink()
     assert installed.fleetgap.resolve() == (installed.prefix / "bin" / "fleetgap").resolve()

@@ -71,7 +71,10 @@ for number, line in enumerate(lines, 1):
     if not sep or len(digest) != 64 or name.startswith("/") or ".." in name.split("/"):
         fail(f"SHA256SUMS line {number} is not '<sha256>  <file>'")
     listed[name] = digest.lower()
-present = {"install.sh"} | {"wheels/" + n for n in os.listdir(os.path.join(kit, "wheels"))}
+try:
+    present = {"install.sh"} | {"wheels/" + n for n in os.listdir(os.path.join(kit, "wheels"))}
+except OSError as exc:
+    fail(f"cannot read wheels/: {exc.strerror}")
 unlisted = sorted(present - set(listed))
 if unlisted:
     fail(f"{unlisted[0]} is not in SHA256SUMS")
