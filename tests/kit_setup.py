@@ -18,11 +18,9 @@ from pathlib import Path
 import pysequoia
 import pytest
 
+from bundle.kit_wheels import WHEELS, build_own_wheel, this_platform, this_python
 from fleetgap import __version__
 from fleetgap.pgp.keys import SecretKey
-
-sys.path.insert(0, str(Path(__file__).parent / "bundle"))
-from kit_wheels import WHEELS, build_own_wheel, this_platform, this_python  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 KIT_DIR = f"fleetgap-kit-{__version__}"

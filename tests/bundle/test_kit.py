@@ -12,8 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from kit_wheels import this_platform, this_python
-
+from bundle.kit_wheels import this_platform, this_python
 from fleetgap import __version__
 from kit_setup import KIT_DIR, Installed, Kit, clean_env, offline, source_env
 
