@@ -14,10 +14,12 @@ import pytest
 from click.testing import CliRunner
 from tests.bundle.conftest import entries, make_cache
 
+from fleetgap.bundle.kit import KitTarget, check_running_python
 from fleetgap.bundle.manifest import FileEntry
 from fleetgap.bundle.selection import SelectionError, parse_selection
 from fleetgap.bundle.writer import write_bundle
 from fleetgap.cli import main
+from fleetgap.errors import FleetgapError
 from fleetgap.pgp.keys import parse_public_key
 
 from serving import fleetgap_serve
@@ -155,3 +157,15 @@ def test_plan_names_the_kit(tmp_path, trust_files):
         "platforms": ["linux-arm64"],
         "python": ["3.12", "3.13"],
     }
+
+
+def test_a_kit_is_made_with_a_python_no_newer_than_its_oldest_target():
+    target = KitTarget(("linux-x86_64",), ("3.12", "3.11"))
+    check_running_python(target, (3, 11))
+    check_running_python(target, (3, 10))
+    with pytest.raises(FleetgapError) as caught:
+        check_running_python(target, (3, 13))
+    assert str(caught.value) == (
+        "a kit for Python 3.11 must be made with Python 3.11 or older (pip chooses "
+        "dependencies for the Python running it); this is 3.13"
+    )

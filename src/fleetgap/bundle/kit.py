@@ -118,6 +118,7 @@ def download_wheels(
 ) -> list[str]:
     """pip downloads fleetgap (this version), its dependencies and pip into `dest`, binary
     wheels only, once per platform and Python; returns the wheel names, sorted."""
+    check_running_python(target)
     dest.mkdir(parents=True, exist_ok=True)
     for platform in target.platforms:
         for python in target.pythons:
@@ -127,6 +128,20 @@ def download_wheels(
     if stray:  # --only-binary should make this impossible; a kit never builds from source
         raise FleetgapError(f"pip fetched something other than a wheel: {stray[0]}")
     return names
+
+
+def check_running_python(target: KitTarget, running: tuple[int, int] | None = None) -> None:
+    """pip evaluates dependency markers (`python_version < "3.13"`) for the Python running
+    it, not for `--python-version`: run on a newer one, it would leave out what an older
+    target needs, and the kit would fail only on the closed side. So: no newer than the
+    oldest target."""
+    running = running or (sys.version_info[0], sys.version_info[1])
+    oldest = min(target.pythons, key=lambda v: tuple(int(p) for p in v.split(".")))
+    if running > tuple(int(p) for p in oldest.split(".")):
+        raise FleetgapError(
+            f"a kit for Python {oldest} must be made with Python {oldest} or older (pip "
+            f"chooses dependencies for the Python running it); this is {running[0]}.{running[1]}"
+        )
 
 
 def pip_download_command(
