@@ -69,6 +69,49 @@ def test_kit_create_without_the_wheels_is_one_error_line(tmp_path: Path):
     assert not out.exists() and list(tmp_path.iterdir()) == [empty]
 
 
+# An index on loopback (fleetgap serve's /fleetgap/simple/ of the same wheels), and `kit
+# create` fetching from it through pip's own index settings, in one network namespace.
+FROM_AN_INDEX = r"""
+set -eu
+python -m fleetgap serve --data "$DATA" -address "127.0.0.1:$PORT" >serve.log 2>&1 &
+server=$!
+trap 'kill $server; wait $server || true' EXIT
+python -c '
+import sys, time, urllib.request
+deadline = time.monotonic() + 60
+while True:
+    try:
+        urllib.request.urlopen("http://127.0.0.1:'"$PORT"'/health", timeout=2)
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("no /health")
+        time.sleep(0.2)
+'
+PIP_INDEX_URL="http://127.0.0.1:$PORT/fleetgap/simple/" python -m fleetgap kit create \
+    --out "$OUT" --platform "$PLATFORM" --python "$PYTHON"
+"""
+
+
+def test_kit_create_fetches_from_an_index_as_pip_does(kit: Kit, tmp_path: Path):
+    (tmp_path / "data" / "kit").mkdir(parents=True)
+    for wheel in kit.links.iterdir():
+        shutil.copy(wheel, tmp_path / "data" / "kit")
+    out = tmp_path / "from-index.tar"
+    env = source_env() | {
+        "DATA": str(tmp_path / "data"), "PORT": str(free_port()), "OUT": str(out),
+        "PLATFORM": this_platform(), "PYTHON": this_python(),
+        "PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1",
+    }  # fmt: skip
+    done = offline(["sh", "-c", FROM_AN_INDEX], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr + _log(tmp_path / "serve.log")
+    with tarfile.open(out) as tar:
+        wheels = sorted(
+            Path(name).name for name in tar.getnames() if name.startswith(f"{KIT_DIR}/wheels/")
+        )
+    assert wheels == sorted(p.name for p in kit.links.iterdir())
+
+
 def _copy_kit(kit: Kit, tmp_path: Path) -> Path:
     copy = tmp_path / KIT_DIR
     shutil.copytree(kit.folder, copy)
