@@ -61,5 +61,6 @@ def fill(dest: Path = WHEELS) -> None:
 
 
 if __name__ == "__main__":
-    fill(Path(sys.argv[1]) if len(sys.argv) > 1 else WHEELS)
-    print(f"{WHEELS}: {len(list(WHEELS.glob('*.whl')))} wheels")
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else WHEELS
+    fill(folder)
+    print(f"{folder}: {len(list(folder.glob('*.whl')))} wheels")
