@@ -3,6 +3,7 @@
     DATA/packages/   EPR package zips (+ .sig)
     DATA/downloads/  Elastic's artifact layout, served under /downloads/
     DATA/keys/       PGP public keys
+    DATA/kit/        fleetgap's own wheels, served as a pip index at /fleetgap/simple/
     DATA/state/      derived or append-only state; partial downloads live in state/incoming/
 
 Writers build a file elsewhere and `os.replace` it into place, so a reader (the server, an
@@ -51,6 +52,11 @@ class DataDir:
     @property
     def keys(self) -> Path:
         return self.root / "keys"
+
+    @property
+    def kit(self) -> Path:
+        """fleetgap's own wheels (a selection's `kit:`), served at /fleetgap/simple/."""
+        return self.root / "kit"
 
     @property
     def state(self) -> Path:

@@ -29,9 +29,10 @@ VERIFIED_BY = (
     "sha512+openpgp-detached",  # an artifact, by its .sha512 and .asc
     "sidecar",  # a .sig/.asc/.sha512 itself (it is what verifies another file)
     "pinned-fingerprint",  # a key file, by its fingerprint
+    "pip",  # a wheel of fleetgap's kit under kit/, fetched and checked by pip
     "none",
 )
-TOP_FOLDERS = ("packages", "downloads", "keys")  # what a bundle may write into a data dir
+TOP_FOLDERS = ("packages", "downloads", "keys", "kit")  # what a bundle may write into a data dir
 MAX_MANIFEST_BYTES = 256 << 20  # a bound on what a reader holds in memory
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -16,6 +16,7 @@ held in memory (each at most 1 MiB) and every file is read exactly once.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -34,6 +35,16 @@ from fleetgap.pgp.signatures import (
     verify_digests,
     verify_own_signature,
 )
+
+# kit/<distribution>-<version>(-<build>)-<python>-<abi>-<platform>.whl, nothing deeper.
+_WHEEL_PATH = re.compile(
+    r"kit/[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-[0-9][A-Za-z0-9_]*)?(-[A-Za-z0-9_.]+){3}\.whl"
+)
+
+
+def is_wheel_path(path: str) -> bool:
+    return _WHEEL_PATH.fullmatch(path) is not None
+
 
 # A sink consumes a member's chunks (load writes them to DATA/state/incoming/).
 Sink = Callable[[FileEntry, Iterator[bytes]], None]
@@ -214,6 +225,8 @@ class _FileChecker:
                 f"{entry.path}: a package zip must be verified by its .sig "
                 f"(the manifest says {kind!r})"
             )
+        if entry.path.startswith("kit/") or kind == "pip":
+            return self._wheel(entry, chunks)
         if kind == "openpgp-detached":
             return self._signed(entry, chunks, entry.path + ".sig", None)
         if kind == "sha512+openpgp-detached":
@@ -256,6 +269,28 @@ class _FileChecker:
         if entry.verified_by == "pinned-fingerprint":
             checks.append(self._key(entry, data))
         self.pending[entry.path] = checks
+
+    def _wheel(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """A kit wheel has no signature of its own: its SHA-256 in the manifest (checked by
+        the reader) is what vouches for it, so the manifest's signature does."""
+        if entry.verified_by != "pip" or not is_wheel_path(entry.path):
+            raise BundleError(
+                f"{entry.path}: under kit/ only wheels fetched by pip may be carried "
+                f"(the manifest says {entry.verified_by!r})"
+            )
+        if not self.vouched:
+            # other hosts pip-install what /fleetgap/simple/ serves: code, vouched for by nothing
+            raise BundleError(
+                f"{entry.path}: fleetgap's own wheels cross only in a signed bundle "
+                "(in an unsigned one nothing vouches for them)"
+            )
+        yield from chunks
+        self.pending[entry.path] = [
+            Check(
+                entry.path,
+                f"wheel: SHA-256 {entry.sha256} and size {entry.size} as in the signed manifest",
+            )
+        ]
 
     def _key(self, entry: FileEntry, data: bytes, *, carried: bool = True) -> Check:
         try:

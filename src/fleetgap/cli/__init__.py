@@ -62,5 +62,9 @@ def _register() -> None:
     main.add_command(bundle.bundle)
     main.add_command(distribution.distribution)
 
+    from fleetgap.cli import kit
+
+    main.add_command(kit.kit)
+
 
 _register()

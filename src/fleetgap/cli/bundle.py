@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from fleetgap.cli.console import echo, shown
+from fleetgap import __version__
 from fleetgap.cli.distribution import net_options
 from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
@@ -57,9 +58,11 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     holding = read_holding(since) if since else None
     with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))) as net:
         result = plan(selection, net, holding, parallel)
+    kit = selection.kit
     if as_json:
         document = {
             "files": [f.as_dict() for f in result.files],
+            "kit": {"platforms": kit.platforms, "python": kit.pythons} if kit else None,
             "counts": {k: result.count(k) for k in ("key", "package", "artifact")},
             "bytes": result.bytes,
             "new_files": sum(1 for f in result.files if f.new),
@@ -72,6 +75,11 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
             echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
         for line in summary_lines(result):
             echo(line)
+        if kit:  # pip resolves the wheels only when it fetches them
+            echo(
+                f"kit: fleetgap's wheels for {', '.join(kit.platforms)}, Python "
+                f"{', '.join(kit.pythons)}: listed and sized when `bundle create` fetches them"
+            )
     for f in result.problems:
         echo(f"PROBLEM {f.path}: {f.problem}", err=True)
     if result.problems:
@@ -184,6 +192,7 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
         "keys": staged.keys,
         "delta": holding is not None,
         "signed_by": signer.fingerprint if signer else None,
+        "kit_wheels": sum(1 for e in entries if e.path.startswith("kit/")),
         "verified_with": list(staged.trusted),
     }
     if as_json:
@@ -197,6 +206,10 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
         f"packages, {staged.artifacts} artifacts, {staged.keys} key files"
         + ("; delta against the receipt" if holding else "")
     )
+    if selection.kit:
+        click.echo(
+            f"kit: {report['kit_wheels']} wheels of fleetgap {__version__} and its dependencies"
+        )
 
 
 def parse_size(text: str) -> int:

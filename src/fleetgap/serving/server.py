@@ -136,15 +136,18 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
 
 
 def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> ASGIApp:
-    """`/downloads/` (DATA/downloads, for `agent.download.sourceURI`) and the key URLs
-    (DATA/keys, for Fleet Server and agents) in front of the registry, which answers the rest."""
+    """`/downloads/` (DATA/downloads, for `agent.download.sourceURI`), the key URLs
+    (DATA/keys, for Fleet Server and agents) and `/fleetgap/simple/` (DATA/kit, a pip index
+    of fleetgap itself) in front of the registry, which answers the rest."""
     from starlette.routing import Mount, Router
 
     from fleetgap.artifacts.serving import downloads_app
     from fleetgap.pgp.key_routes import KEY_PATH_PREFIXES, key_routes
+    from fleetgap.serving.kit_index import PREFIX, kit_index_app
 
     routes = [
         Mount("/downloads", app=downloads_app(data_dir / "downloads")),
+        Mount(PREFIX, app=kit_index_app(data_dir / "kit")),
         *key_routes(
             data_dir,
             upstream_url=settings.pgp_upstream_url,
@@ -155,7 +158,7 @@ def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> A
         ),
     ]
     routed = Router(routes=routes, default=registry)
-    return PrefixDispatch(("/downloads", *KEY_PATH_PREFIXES), routed, registry)
+    return PrefixDispatch(("/downloads", f"{PREFIX}/", *KEY_PATH_PREFIXES), routed, registry)
 
 
 class PrefixDispatch:
