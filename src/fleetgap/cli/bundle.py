@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from fleetgap.cli.console import echo, shown
 from fleetgap import __version__
+from fleetgap.cli.console import echo, shown
 from fleetgap.cli.distribution import net_options
 from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
