@@ -169,3 +169,19 @@ def test_a_kit_is_made_with_a_python_no_newer_than_its_oldest_target():
         "a kit for Python 3.11 must be made with Python 3.11 or older (pip chooses "
         "dependencies for the Python running it); this is 3.13"
     )
+
+
+def test_an_unsigned_bundle_cannot_bring_wheels_for_other_hosts_to_install(
+    tmp_path, file_signer, trust_files
+):
+    name = "demo_pkg-1.0-py3-none-any.whl"
+    bundle = _kit_bundle(tmp_path, file_signer, None, name, "pip")
+    data = tmp_path / "data"
+    load = ["bundle", "load", str(bundle), "--data", str(data), "--allow-unsigned"]
+    result = CliRunner().invoke(main, [*load, "--key", str(trust_files["files"])])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"error: kit/{name}: fleetgap's own wheels cross only in a signed bundle "
+        "(in an unsigned one nothing vouches for them)"
+    )
+    assert not (data / "kit").exists()
