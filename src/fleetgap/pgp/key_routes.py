@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.pgp.keys import write_atomic
+from fleetgap.store import inside
 
 log = logging.getLogger("fleetgap.pgp")
 
@@ -90,12 +91,19 @@ def key_routes(
 def _published_key(path: Path):
     async def serve(request: Request) -> Response:
         try:
-            body = await run_in_threadpool(path.read_bytes)
+            body = await run_in_threadpool(_read_key, path)
         except OSError:
             return Response("404 page not found\n", 404, media_type="text/plain")
         return Response(body, media_type="application/pgp-keys")
 
     return serve
+
+
+def _read_key(path: Path) -> bytes:
+    """A key file of DATA/keys; a symlink leading out of that folder is never followed."""
+    if not inside(path.parent, path):
+        raise FileNotFoundError(errno.ENOENT, "the key file leads outside the keys folder")
+    return path.read_bytes()
 
 
 class _FleetKeyEndpoint:
@@ -160,7 +168,7 @@ class _FleetKeyEndpoint:
             if stat.S_IMODE(info.st_mode) != 0o600:
                 return _error(500, "BadRequest", "pgp key permissions are not 0600")
             try:
-                body = await run_in_threadpool(path.read_bytes)
+                body = await run_in_threadpool(_read_key, path)
             except OSError as exc:
                 return _error(500, "BadRequest", str(exc))
             self._remember(path, body, info)
@@ -171,7 +179,7 @@ class _FleetKeyEndpoint:
         if self.upstream_url is None:
             local = self.keys_dir / PUBLISHED_KEYS[0]
             try:
-                body = await run_in_threadpool(local.read_bytes)
+                body = await run_in_threadpool(_read_key, local)
             except OSError:
                 return _error(500, "BadRequest", "upstream http server status error: 404")
             self._remember(path, body)

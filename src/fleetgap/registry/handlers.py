@@ -39,6 +39,7 @@ from fleetgap.registry.responses import (
 )
 from fleetgap.registry.routing import parse_query
 from fleetgap.semver import SemverError, Version
+from fleetgap.store import inside
 
 if TYPE_CHECKING:  # app.py imports this module
     from fleetgap.registry.holder import IndexHolder
@@ -88,6 +89,13 @@ class Context:
         self._answers[key] = body
         if len(self._answers) > ANSWER_CACHE_SIZE:
             self._answers.popitem(last=False)
+
+    def real_path(self, path: str | os.PathLike[str]) -> str | None:
+        """`path` with symlinks resolved, if that lies inside a package path; else None (a
+        symlink leading out of DATA is never followed)."""
+        if not any(inside(root, path) for root in self.settings.package_paths):
+            return None
+        return os.path.realpath(path)
 
     def zip_fs(self, package: Package) -> ZipFS:
         key = str(package.base_path)
@@ -245,7 +253,10 @@ async def _package_file(
             ctx, request, name, version, f"/epr/package/{name}-{version}{suffix}"
         )
         return remote or not_found(missing, method)
-    path = str(package.base_path) + (".sig" if suffix.endswith(".sig") else "")
+    path = ctx.real_path(str(package.base_path) + (".sig" if suffix.endswith(".sig") else ""))
+    if path is None:
+        log.error("%s-%s%s leads outside the package paths: not served", name, version, suffix)
+        return not_found(missing, method)
     if suffix == ".zip" and not package.is_zip:
         if not os.path.isdir(path):
             log.error("stat package path failed: %s", path)
@@ -292,6 +303,8 @@ async def static(ctx: Context, request: Request, params: dict[str, str]) -> Resp
 
 def _static_content(ctx: Context, package: Package, file: str) -> Content | None:
     if package.is_zip:
+        if ctx.real_path(package.base_path) is None:
+            return None
         archive = ctx.zip_fs(package)
         info = archive.stat(file)
         if info is None or info.is_dir:

@@ -1,0 +1,104 @@
+"""A symlink in DATA that leads out of it is never followed: not served by /epr/ or the
+key URLs, not listed or served by /downloads/ (issue 17, item 7)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from builders import write_zip_package
+from serving import fleetgap_serve
+
+SECRET = "root:x:0:0:secret outside DATA\n"
+
+
+@pytest.fixture(scope="module")
+def data_and_server(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("symlinks")
+    outside = base / "outside"
+    outside.mkdir()
+    secret = outside / "passwd"
+    secret.write_text(SECRET)
+    os.chmod(secret, 0o600)
+    write_zip_package(outside, "stray", "1.0.0")
+
+    data = base / "data"
+    packages = data / "packages"
+    write_zip_package(packages, "alpha", "1.0.0")
+    write_zip_package(packages, "beta", "1.0.0")
+    (packages / "beta-1.0.0.zip.sig").symlink_to(secret)  # a signature that is not one
+    (packages / "stray-1.0.0.zip").symlink_to(outside / "stray-1.0.0.zip")
+    downloads = data / "downloads" / "beats" / "elastic-agent"
+    downloads.mkdir(parents=True)
+    (downloads / "elastic-agent-9.1.0-linux-x86_64.tar.gz").write_bytes(b"agent")
+    (downloads / "elastic-agent-9.1.0-linux-x86_64.tar.gz.sha512").symlink_to(secret)
+    keys = data / "keys"
+    keys.mkdir()
+    (keys / "GPG-KEY-elastic-agent").symlink_to(secret)
+    (keys / "default.pgp").symlink_to(secret)
+    flags = ["--data", str(data), "-require-package-signatures=false"]
+    with fleetgap_serve(*flags, cwd=data, log_dir=base) as running:
+        yield data, running
+
+
+def test_signature_symlink_out_of_data_is_not_served(data_and_server) -> None:
+    _, server = data_and_server
+    response = httpx.get(server.url + "/epr/beta/beta-1.0.0.zip.sig")
+    assert SECRET not in response.text
+    assert response.status_code == 404
+
+
+def test_package_with_such_a_signature_is_refused_at_load(data_and_server) -> None:
+    _, server = data_and_server
+    names = [p["name"] for p in httpx.get(server.url + "/search").json()]
+    assert names == ["alpha"]
+    assert "leads outside" in server.log_text()
+
+
+def test_zip_symlink_out_of_data_is_not_indexed(data_and_server) -> None:
+    _, server = data_and_server
+    assert httpx.get(server.url + "/package/stray/1.0.0/").status_code == 404
+    assert httpx.get(server.url + "/epr/stray/stray-1.0.0.zip").status_code == 404
+
+
+def test_signature_symlinked_out_after_load_is_not_served(data_and_server) -> None:
+    data, server = data_and_server
+    sig = data / "packages" / "alpha-1.0.0.zip.sig"
+    # alpha was indexed unsigned; the route still serves a .sig put beside it later
+    sig.symlink_to(data.parent / "outside" / "passwd")
+    response = httpx.get(server.url + "/epr/alpha/alpha-1.0.0.zip.sig")
+    assert SECRET not in response.text
+    sig.unlink()
+
+
+def test_key_symlinks_out_of_data_are_not_served(data_and_server) -> None:
+    _, server = data_and_server
+    published = httpx.get(server.url + "/GPG-KEY-elastic-agent")
+    assert (published.status_code, SECRET in published.text) == (404, False)
+
+
+def test_downloads_neither_list_nor_serve_a_symlink_out_of_data(data_and_server) -> None:
+    _, server = data_and_server
+    folder = server.url + "/downloads/beats/elastic-agent/"
+    listing = httpx.get(folder).text
+    assert "elastic-agent-9.1.0-linux-x86_64.tar.gz<" in listing
+    assert ".sha512" not in listing
+    sidecar = httpx.get(folder + "elastic-agent-9.1.0-linux-x86_64.tar.gz.sha512")
+    assert (sidecar.status_code, SECRET in sidecar.text) == (404, False)
+
+
+def test_symlinks_inside_the_package_path_still_work(tmp_path: Path) -> None:
+    packages = tmp_path / "data" / "packages"
+    write_zip_package(packages, "gamma", "1.0.0")
+    (packages / "signatures").mkdir()
+    (packages / "signatures" / "gamma.sig").write_text("kept inside\n")
+    (packages / "gamma-1.0.0.zip.sig").symlink_to(packages / "signatures" / "gamma.sig")
+    flags = ["--data", str(tmp_path / "data"), "-require-package-signatures=false"]
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path) as server:
+        names = [p["name"] for p in httpx.get(server.url + "/search").json()]
+        sig = httpx.get(server.url + "/epr/gamma/gamma-1.0.0.zip.sig")
+    assert names == ["gamma"]
+    assert (sig.status_code, sig.text) == (200, "kept inside\n")
