@@ -1,18 +1,18 @@
 """One handler per route of the Go registry (spec: epr-api §3).
 
 Handlers are lookups: package documents are rendered at index time, and /search and
-/categories answers are kept per query string until the index is replaced.
+/categories answers are kept per parsed query (within a byte budget) until the index is
+replaced.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,7 +24,9 @@ from fleetgap.packages.fs import DirectoryFS, PackageFSError, ZipFS
 from fleetgap.packages.gojson import dumps
 from fleetgap.packages.index import PackageIndex
 from fleetgap.packages.model import Package
+from fleetgap.packages.search import Filter
 from fleetgap.registry.archive import zip_directory
+from fleetgap.registry.bounded import BoundedCache
 from fleetgap.registry.content import Content, http_error, serve_content
 from fleetgap.registry.proxy import Upstream, UpstreamError
 from fleetgap.registry.query import QueryError, categories_filter, search_filter
@@ -45,10 +47,18 @@ if TYPE_CHECKING:  # app.py imports this module
     from fleetgap.registry.holder import IndexHolder
 
 log = logging.getLogger("fleetgap.registry")
+Q = TypeVar("Q")
 
 # The version of Elastic's registry whose behaviour fleetgap reproduces (its `/` answer).
 COMPAT_VERSION = "1.40.1"
-ANSWER_CACHE_SIZE = 2048
+# The most the kept /search and /categories bodies may add up to, per worker: a full
+# `/search?all=true` of a large registry is about 13 MB.
+ANSWER_BUDGET = 64 << 20
+ENTRY_OVERHEAD = 512  # bytes: the key, the tuple, the cache's own bookkeeping
+
+
+def _answer_size(key: tuple[str, object], body: bytes) -> int:
+    return len(body) + ENTRY_OVERHEAD
 
 
 @dataclass
@@ -57,7 +67,10 @@ class Context:
     holder: IndexHolder
     upstream: Upstream | None
     _cached_for: PackageIndex | None = None
-    _answers: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    # /search and /categories bodies by (route, parsed query)
+    answers: BoundedCache[tuple[str, object], bytes] = field(
+        default_factory=lambda: BoundedCache(ANSWER_BUDGET, _answer_size)
+    )
     _zips: dict[str, ZipFS] = field(default_factory=dict)
     index_body: bytes = b""
     favicon: bytes = b""
@@ -73,22 +86,11 @@ class Context:
         index = self.holder.index
         if index is not self._cached_for:
             self._cached_for = index
-            self._answers = OrderedDict()
+            self.answers.clear()
             old, self._zips = self._zips, {}
             for archive in old.values():
                 archive.close()
         return index
-
-    def cached(self, key: str) -> bytes | None:
-        body = self._answers.get(key)
-        if body is not None:
-            self._answers.move_to_end(key)
-        return body
-
-    def remember(self, key: str, body: bytes) -> None:
-        self._answers[key] = body
-        if len(self._answers) > ANSWER_CACHE_SIZE:
-            self._answers.popitem(last=False)
 
     def real_path(self, path: str | os.PathLike[str]) -> str | None:
         """`path` with symlinks resolved, if that lies inside a package path; else None (a
@@ -135,15 +137,17 @@ async def favicon(ctx: Context, request: Request, _: dict[str, str]) -> Response
 
 
 async def search_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
-    async def compute(index: PackageIndex) -> bytes:
-        query = search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+    def parse() -> Filter:
+        return search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+
+    async def compute(index: PackageIndex, query: Filter) -> bytes:
         matches = search.select(index.indexers, query)
         if ctx.upstream is not None:
             remote = await ctx.upstream.search(_path_and_query(request))
             matches = search.join(matches, remote, query.all_versions)
         return render_search(matches)
 
-    return await _answer(ctx, request, "search", ctx.settings.cache_time.search, compute)
+    return await _answer(ctx, request, "search", ctx.settings.cache_time.search, parse, compute)
 
 
 def render_search(matches: list[search.Match]) -> bytes:
@@ -153,16 +157,18 @@ def render_search(matches: list[search.Match]) -> bytes:
 
 
 async def categories_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
-    async def compute(index: PackageIndex) -> bytes:
-        query, with_templates = categories_filter(
-            _query(request), ctx.settings.allow_unknown_query_parameters
-        )
+    def parse() -> tuple[Filter, bool]:
+        return categories_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+
+    async def compute(index: PackageIndex, parsed: tuple[Filter, bool]) -> bytes:
+        query, with_templates = parsed
         counts = count_categories(search.select(index.indexers, query), with_templates)
         if ctx.upstream is not None:
             merge_counts(counts, await ctx.upstream.categories(_path_and_query(request)))
         return dumps(categories_document(counts))
 
-    return await _answer(ctx, request, "categories", ctx.settings.cache_time.categories, compute)
+    seconds = ctx.settings.cache_time.categories
+    return await _answer(ctx, request, "categories", seconds, parse, compute)
 
 
 async def _answer(
@@ -170,25 +176,30 @@ async def _answer(
     request: Request,
     route: str,
     seconds: float,
-    compute: Callable[[PackageIndex], Awaitable[bytes]],
+    parse: Callable[[], Q],
+    compute: Callable[[PackageIndex, Q], Awaitable[bytes]],
 ) -> Response:
-    """A /search or /categories body, computed once per query string and index.
+    """A /search or /categories body, computed once per parsed query and index: requests
+    that differ only in ways the query does not read (order, repeats, build metadata of a
+    version...) share one kept answer.
 
     Proxy mode asks the upstream every time, so nothing is kept there.
     """
     index = ctx.index  # first: a new index empties the kept answers
-    key = route + "?" + request.scope.get("query_string", b"").decode("latin-1")
-    body = None if ctx.upstream else ctx.cached(key)
+    try:
+        query = parse()
+    except QueryError as exc:
+        return bad_request(str(exc), request.method)
+    key = (route, query)
+    body = None if ctx.upstream else ctx.answers.get(key)
     if body is None:
         try:
-            body = await compute(index)
-        except QueryError as exc:
-            return bad_request(str(exc), request.method)
+            body = await compute(index, query)
         except UpstreamError as exc:
             log.error("proxy mode: %s failed: %s", route, exc)
             return internal_error(request.method)
         if ctx.upstream is None:
-            ctx.remember(key, body)
+            ctx.answers.put(key, body)
     return json_response(body, seconds, request.method)
 
 

@@ -50,6 +50,11 @@ _TLS_VERSIONS = {
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
 
+# The longest request line and headers accepted, together. Go's registry takes 1 MiB, but
+# neither Kibana nor an agent sends a head anywhere near this, and every byte of it is held
+# while the request is read and logged.
+MAX_HEAD_BYTES = 64 << 10
+
 # `fleetgap.serving.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
 # is set (see metrics.py). The index the main process loaded, inherited by forked workers:
 _PRELOADED: PackageIndex | None = None
@@ -319,6 +324,7 @@ def _metrics_listener(settings: Settings, indexed: int) -> Iterator[None]:
 def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
+    from granian.http import HTTP1Settings, HTTP2Settings
 
     global _PRELOADED
     _PRELOADED = index
@@ -340,6 +346,9 @@ def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
         log_dictconfig=logs.logging_config(settings),
         log_access=False,
         loop=event_loop(),
+        # hyper answers 431 to a request head that does not fit in its HTTP/1 buffer
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_HEAD_BYTES),
+        http2_settings=HTTP2Settings(max_headers_size=MAX_HEAD_BYTES),
         **tls,  # type: ignore[arg-type]
     )
     server.on_reload(_forget_preloaded)
@@ -386,15 +395,16 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
     app = serving_app(settings, index)
     heap.settle()
     config = uvicorn.Config(
-        app,
+        HeadLimit(app),
         host=bind_host(host),
         port=port,
         log_config=None,
         access_log=False,
         server_header=False,
-        # Go's http.DefaultMaxHeaderBytes (1 MiB) for the request line and headers; h11's
-        # own default (16 KiB) would refuse long search queries that Go answers.
-        h11_max_incomplete_event_size=1 << 20,
+        # h11 (not httptools, which has no such limit) stops reading a head at about this
+        # size (it checks between reads); HeadLimit refuses the rest exactly
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         ssl_certfile=settings.tls_cert if settings.tls else None,
         ssl_keyfile=settings.tls_key if settings.tls else None,
         ssl_context_factory=functools.partial(_ssl_context, settings) if settings.tls else None,
@@ -403,6 +413,23 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
     _UvicornServer(config).run()
     log.info("Package registry stopped")
     return 0
+
+
+class HeadLimit:
+    """431 to a request whose line and headers exceed MAX_HEAD_BYTES, as Granian answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > MAX_HEAD_BYTES:
+                await send({"type": "http.response.start", "status": 431, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)
 
 
 def _ssl_context(settings: Settings, _config: object, _default: object) -> ssl.SSLContext:
