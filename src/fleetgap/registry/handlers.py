@@ -7,12 +7,15 @@ replaced.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -55,6 +58,7 @@ COMPAT_VERSION = "1.40.1"
 # `/search?all=true` of a large registry is about 13 MB.
 ANSWER_BUDGET = 64 << 20
 ENTRY_OVERHEAD = 512  # bytes: the key, the tuple, the cache's own bookkeeping
+MAX_OPEN_ZIPS = 64  # file descriptors: a server often runs with a limit of 1024 or less
 
 
 def _answer_size(key: tuple[str, object], body: bytes) -> int:
@@ -71,7 +75,9 @@ class Context:
     answers: BoundedCache[tuple[str, object], bytes] = field(
         default_factory=lambda: BoundedCache(ANSWER_BUDGET, _answer_size)
     )
-    _zips: dict[str, ZipFS] = field(default_factory=dict)
+    # the zip packages opened to serve their files, most recently used last
+    _zips: OrderedDict[str, ZipFS] = field(default_factory=OrderedDict)
+    _zips_lock: threading.RLock = field(default_factory=threading.RLock)
     index_body: bytes = b""
     favicon: bytes = b""
 
@@ -87,7 +93,8 @@ class Context:
         if index is not self._cached_for:
             self._cached_for = index
             self.answers.clear()
-            old, self._zips = self._zips, {}
+            with self._zips_lock:
+                old, self._zips = self._zips, OrderedDict()
             for archive in old.values():
                 archive.close()
         return index
@@ -100,12 +107,32 @@ class Context:
         return os.path.realpath(path)
 
     def zip_fs(self, package: Package) -> ZipFS:
+        """The package's zip, open; at most MAX_OPEN_ZIPS stay open. Closing one does not
+        cut a member being sent: zipfile closes the file when its last reader is done."""
         key = str(package.base_path)
-        archive = self._zips.get(key)
-        if archive is None:
-            archive = ZipFS(package.base_path)
+        with self._zips_lock:
+            archive = self._zips.get(key)
+            if archive is not None:
+                self._zips.move_to_end(key)
+                return archive
+        archive = ZipFS(package.base_path)  # outside the lock: it reads the directory
+        closing = []
+        with self._zips_lock:
+            if key in self._zips:  # opened by another thread meanwhile
+                closing.append(archive)
+                archive = self._zips[key]
             self._zips[key] = archive
+            while len(self._zips) > MAX_OPEN_ZIPS:
+                closing.append(self._zips.popitem(last=False)[1])
+        for old in closing:
+            old.close()
         return archive
+
+    def open_zip_member(self, package: Package, name: str) -> BinaryIO:
+        """A member's stream; the lock keeps its archive from being closed while it opens
+        (afterwards the stream holds the file open itself)."""
+        with self._zips_lock:
+            return self.zip_fs(package).open(name)
 
 
 Handler = Callable[[Context, Request, dict[str, str]], Awaitable[Response]]
@@ -320,7 +347,9 @@ def _static_content(ctx: Context, package: Package, file: str) -> Content | None
         info = archive.stat(file)
         if info is None or info.is_dir:
             return None
-        return Content(file, info.size, info.mtime, opener=lambda: archive.open(file))
+        # opened again when read: the archive may have been closed meanwhile
+        opener = functools.partial(ctx.open_zip_member, package, file)
+        return Content(file, info.size, info.mtime, opener=opener)
     fs = DirectoryFS(package.base_path)
     info = fs.stat(file)
     real = fs.real_path(file)
