@@ -31,6 +31,7 @@ from fleetgap.packages.search import Filter
 from fleetgap.registry.archive import zip_directory
 from fleetgap.registry.bounded import BoundedCache
 from fleetgap.registry.content import Content, http_error, serve_content
+from fleetgap.registry.mimetypes import content_type as type_for_name
 from fleetgap.registry.proxy import Upstream, UpstreamError
 from fleetgap.registry.query import QueryError, categories_filter, search_filter
 from fleetgap.registry.responses import (
@@ -336,7 +337,26 @@ async def static(ctx: Context, request: Request, params: dict[str, str]) -> Resp
     if content is None:
         # spec §3.9: the public cache headers set earlier stay on this 404
         return http_error("resource not found", 404, headers=headers, method=method)
+    if _may_run_script(file):
+        headers.append(("content-security-policy", PACKAGE_DOCUMENT_POLICY))
     return await serve_content(request, content, headers=headers)
+
+
+# Beyond Go: a package's SVG or HTML file opened on the registry's origin may run no script.
+PACKAGE_DOCUMENT_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+_ACTIVE_TYPES = (
+    "text/html",
+    "image/svg+xml",
+    "application/xhtml+xml",
+    "text/xml",
+    "application/xml",
+)
+
+
+def _may_run_script(name: str) -> bool:
+    """A type a browser runs scripts in; or one not known by name (then it is sniffed)."""
+    found = type_for_name(name, None)
+    return found is None or found.split(";")[0].strip().lower() in _ACTIVE_TYPES
 
 
 def _static_content(ctx: Context, package: Package, file: str) -> Content | None:
