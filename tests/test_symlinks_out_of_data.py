@@ -4,10 +4,12 @@ key URLs, not listed or served by /downloads/ (issue 17, item 7)."""
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from builders import write_zip_package
 from serving import fleetgap_serve
@@ -102,3 +104,31 @@ def test_symlinks_inside_the_package_path_still_work(tmp_path: Path) -> None:
         sig = httpx.get(server.url + "/epr/gamma/gamma-1.0.0.zip.sig")
     assert names == ["gamma"]
     assert (sig.status_code, sig.text) == (200, "kept inside\n")
+
+
+def test_fleet_server_key_symlinked_out_of_data_is_not_served(tmp_path: Path) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_text(SECRET)
+    os.chmod(secret, 0o600)  # passes the 0600 check the endpoint makes
+    data = tmp_path / "data"
+    (data / "keys").mkdir(parents=True)
+    (data / "keys" / "default.pgp").symlink_to(secret)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key_path))
+    flags = ["--data", str(data), "-tls-cert", str(cert_path), "-tls-key", str(key_path)]
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    url = "/api/agents/upgrades/9.1.0/pgp-public-key"
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path, scheme="https") as running:
+        response = httpx.get(running.url + url, verify=context)
+        assert SECRET not in response.text
+        assert response.status_code == 500
+        # without default.pgp the published key plays the upstream: the same rule holds
+        (data / "keys" / "default.pgp").unlink()
+        (data / "keys" / "GPG-KEY-elastic-agent").symlink_to(secret)
+        fallback = httpx.get(running.url + url, verify=context)
+    assert SECRET not in fallback.text
+    assert fallback.status_code == 500
