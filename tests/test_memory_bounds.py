@@ -31,7 +31,7 @@ from fleetgap.serving import logs
 from fleetgap.serving.fastpath import FastPath
 
 from builders import package_files, write_dir_package
-from serving import fleetgap_serve, serve_asgi
+from serving import fleetgap_serve, free_port, serve_asgi
 
 PACKAGES = 60
 DESCRIPTION = "A description long enough to make the answers weigh. " * 40  # ~2 KB
@@ -190,3 +190,13 @@ def test_oversized_request_heads_are_refused(server: str, tmp_path: Path) -> Non
     assert under == [b"HTTP/1.1 200 OK"] * 2
     refusal = b"HTTP/1.1 431 Request Header Fields Too Large"
     assert all(status in (refusal, b"HTTP/1.1 400 Bad Request") for status in over), over
+
+
+def test_made_up_methods_do_not_make_new_metric_series(tmp_path: Path) -> None:
+    metrics = f"127.0.0.1:{free_port()}"
+    with fleetgap_serve("-metrics-address", metrics, cwd=tmp_path, log_dir=tmp_path) as running:
+        for number in range(30):
+            httpx.request(f"JUNK{number}", running.url + "/search")
+        text = httpx.get(f"http://{metrics}/metrics").text
+    assert 'method="junk' not in text
+    assert 'method="other",path="/search"} 30.0' in text
