@@ -20,6 +20,7 @@ from builders import package_files, write_zip_package
 from serving import fleetgap_serve
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n'
+AGENT = "elastic-agent-9.1.0-linux-x86_64.tar.gz"
 HTML = b"<html><body><script>alert(1)</script></body></html>\n"
 
 
@@ -39,6 +40,13 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     (data / "keys").mkdir()
     key = rsa_key("status test <status@test.invalid>")
     (data / "keys" / "GPG-KEY-elastic-agent").write_text(key.public_key.armored)
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "stray.asc").write_text(key.public_key.armored)
+    (outside / "agent.tar.gz").write_bytes(b"an agent outside DATA")
+    (data / "keys" / "stray.asc").symlink_to(outside / "stray.asc")
+    agents = data / "downloads" / "beats" / "elastic-agent"
+    agents.mkdir(parents=True)
+    (agents / AGENT).symlink_to(outside / "agent.tar.gz")
     (data / "state").mkdir()
     (data / "state" / "generation").write_text("1 first\n")
     with fleetgap_serve("--data", str(data), cwd=data, log_dir=data) as running:
@@ -72,6 +80,19 @@ def test_ui_shows_no_absolute_server_path(served) -> None:
     assert str(data) not in text
     assert str(data.parent) not in text
     assert "DATA/packages/nosig-1.0.0.zip" in text  # the refused package, named inside DATA
+
+
+def test_ui_counts_nothing_that_leads_out_of_data(served) -> None:
+    _, url = served
+    text = httpx.get(url + "/ui/").text
+    key = re.search(r'<tr class="key" data-file="stray.asc">.*?</tr>', text, re.S)
+    assert key is not None and "leads outside DATA/keys" in key.group(0)
+    cell = re.search(
+        r'data-version="9.1.0" data-product="elastic-agent" data-platform="linux-x86_64"[^>]*>'
+        r"([^<]*)<",
+        text,
+    )
+    assert cell is not None and cell.group(1) == "missing"  # /downloads/ does not serve it
 
 
 def test_ui_is_rendered_once_per_index_or_load(served) -> None:

@@ -49,7 +49,7 @@ from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key
 from fleetgap.pgp.package_signatures import VERIFIED, verify_package_file
 from fleetgap.registry.holder import IndexHolder
-from fleetgap.store import DataDir, is_temporary_name
+from fleetgap.store import DataDir, inside, is_temporary_name
 
 PREFIX = "/ui"
 CORE_PRODUCTS = ("elastic-agent", "fleet-server", "endpoint-security")
@@ -210,6 +210,9 @@ class StatusPage:
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
             if not path.is_file() or is_temporary_name(path.name):
                 continue
+            if not inside(folder, path):  # not served either
+                found.append((KeyRow(path.name, None, (), "leads outside DATA/keys"), None))
+                continue
             try:
                 key = parse_public_key(path.read_bytes())
             except (FleetgapError, OSError) as exc:
@@ -309,7 +312,7 @@ class StatusPage:
         if artifact is None:
             return Cell(NOT_PUBLISHED, "Elastic publishes no archive of it for this platform")
         path = downloads / artifact.path
-        if not path.is_file():
+        if not path.is_file() or not inside(downloads, path):  # what /downloads/ serves
             return Cell(MISSING, artifact.name)
 
         def judge() -> tuple[str, str]:
