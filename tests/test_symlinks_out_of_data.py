@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trustme
 
-from builders import write_zip_package
+from builders import write_dir_package, write_zip_package
 from serving import fleetgap_serve
 
 SECRET = "root:x:0:0:secret outside DATA\n"
@@ -132,3 +132,23 @@ def test_fleet_server_key_symlinked_out_of_data_is_not_served(tmp_path: Path) ->
         fallback = httpx.get(running.url + url, verify=context)
     assert SECRET not in fallback.text
     assert fallback.status_code == 500
+
+
+def test_a_link_changed_after_a_file_was_sent_is_not_followed_out(tmp_path: Path) -> None:
+    packages = tmp_path / "data" / "packages"
+    root = write_dir_package(packages, "delta", "1.0.0")
+    inside_file = root / "docs" / "inside.md"
+    inside_file.write_text("x" * len(SECRET))
+    (root / "docs" / "linked.md").symlink_to(inside_file)
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)  # the same size and time as the file first sent
+    stamp = inside_file.stat().st_mtime_ns
+    os.utime(secret, ns=(stamp, stamp))
+    flags = ["--data", str(tmp_path / "data"), "-require-package-signatures=false"]
+    url = "/package/delta/1.0.0/docs/linked.md"
+    with fleetgap_serve(*flags, cwd=tmp_path, log_dir=tmp_path) as server:
+        assert httpx.get(server.url + url).text == "x" * len(SECRET)
+        (root / "docs" / "linked.md").unlink()
+        (root / "docs" / "linked.md").symlink_to(secret)
+        again = httpx.get(server.url + url)
+    assert SECRET not in again.text
