@@ -105,6 +105,20 @@ def test_kept_answers_stay_within_their_byte_budgets(registry) -> None:
         assert client.get(first).content == bodies[first]
 
 
+def test_long_queries_count_against_the_budget(registry) -> None:
+    url, app, _ = registry
+    budget = 1 << 20
+    app.context.answers = BoundedCache(budget, _answer_size)
+    with httpx.Client(base_url=url) as client:
+        for number in range(200):  # small answers ("[]") to 12 KB queries: 2.4 MB of keys
+            name = f"{number:03d}" + "n" * 12_000
+            assert client.get(f"/search?package={name}").content == b"[]"
+    kept = app.context.answers._entries
+    held = sum(len(query.package_name) for _, query in kept)
+    assert 0 < held <= budget
+    assert app.context.answers.bytes <= budget
+
+
 @contextlib.contextmanager
 def ecs_logging() -> Iterator[io.StringIO]:
     """The ECS request lines as `fleetgap serve` writes them (one ECS handler on the root

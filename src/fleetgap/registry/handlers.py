@@ -7,6 +7,7 @@ replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -58,12 +59,23 @@ COMPAT_VERSION = "1.40.1"
 # The most the kept /search and /categories bodies may add up to, per worker: a full
 # `/search?all=true` of a large registry is about 13 MB.
 ANSWER_BUDGET = 64 << 20
-ENTRY_OVERHEAD = 512  # bytes: the key, the tuple, the cache's own bookkeeping
+ENTRY_OVERHEAD = 512  # bytes: the objects of a key and the cache's own bookkeeping
 MAX_OPEN_ZIPS = 64  # file descriptors: a server often runs with a limit of 1024 or less
 
 
 def _answer_size(key: tuple[str, object], body: bytes) -> int:
-    return len(body) + ENTRY_OVERHEAD
+    """The body, and the text the parsed query holds (a package name may be 60 KB long)."""
+    return len(body) + ENTRY_OVERHEAD + _text_size(key)
+
+
+def _text_size(value: object) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, tuple | list):
+        return sum(_text_size(item) for item in value) + 8 * len(value)
+    if dataclasses.is_dataclass(value):
+        return sum(_text_size(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 8
 
 
 @dataclass
