@@ -130,6 +130,14 @@ def is_temporary_name(name: str) -> bool:
     return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
 
 
+def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """True if `path`, symlinks followed, is `root` or lies under it (symlinks in `root`
+    followed too). A symlink in DATA that leads out of it is never served or listed."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one.
     The file is private to its owner (0600) unless `mode` says otherwise."""

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.pgp.keys import served_key_problem, write_atomic
+from fleetgap.store import inside
 
 log = logging.getLogger("fleetgap.pgp")
 
@@ -119,6 +120,8 @@ class _CheckedKeys:
         seen = self._seen.get(str(path))
         if seen is not None and seen[0] == identity:
             return seen[1]
+        if not inside(path.parent, path):  # a symlink in DATA/keys never leads out of it
+            raise FileNotFoundError(errno.ENOENT, "the key file leads outside the keys folder")
         body = path.read_bytes()
         problem = served_key_problem(body)
         if problem is not None:

@@ -18,13 +18,14 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, AnyStr
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
 from fleetgap.errors import printable, without_userinfo
+from fleetgap.registry.bounded import BoundedCache
 from fleetgap.serving.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
@@ -302,8 +303,9 @@ def ecs_request_line(
     record (same keys, order and escaping); `tail` is the formatter's service fields.
 
     Everything but the timestamp, status, size and duration depends on the request's
-    method, path, query, protocol, client address and three headers: that text is put
-    together once per distinct request and kept (a bounded table)."""
+    method, path, query, protocol, client address and three headers, each cut to its
+    LOGGED_MAX: the text of a small request is put together once and kept (PIECES_BUDGET
+    bytes in all); that of a large one (long headers, a long path) is not kept."""
     host = referer = agent = b""
     for name, value in scope["headers"]:
         if name == b"host":
@@ -315,20 +317,21 @@ def ecs_request_line(
     client = scope.get("client") or ("", 0)
     key = (
         scope.get("method", ""),
-        scope.get("path", ""),
-        scope.get("query_string", b""),
+        _cut(scope.get("path", ""), LOGGED_MAX["url.path"]),
+        _cut(scope.get("query_string", b""), LOGGED_MAX["url.query"]),
         scope.get("http_version", "1.1"),
         client[0],
-        host,
-        referer,
-        agent,
+        _cut(host, LOGGED_MAX["url.domain"]),
+        _cut(referer, LOGGED_MAX["http.request.referer"]),
+        _cut(agent, LOGGED_MAX["user_agent.original"]),
     )
     pieces = _LINE_PIECES.get(key)
     if pieces is None:
-        pieces = _line_pieces(*key)
-        if len(_LINE_PIECES) >= _MAX_LINE_PIECES:
-            del _LINE_PIECES[next(iter(_LINE_PIECES))]
-        _LINE_PIECES[key] = pieces
+        if _key_size(key) > KEEP_MAX:
+            pieces = _line_pieces(*key, keep=False)
+        else:
+            pieces = _line_pieces(*key)
+            _LINE_PIECES.put(key, pieces)
     after_timestamp, after_written = pieces
     return (
         f'{{"log.level": "info", "@timestamp": "{timestamp}{after_timestamp}{status}'
@@ -336,8 +339,37 @@ def ecs_request_line(
     )
 
 
-_MAX_LINE_PIECES = 4096
-_LINE_PIECES: dict[tuple[object, ...], tuple[str, str]] = {}
+# The most of each outside value a request line shows; what is cut ends in CUT_MARK.
+LOGGED_MAX = {
+    "url.path": 2048,
+    "url.query": 2048,
+    "url.domain": 256,
+    "http.request.referer": 1024,
+    "user_agent.original": 512,
+}
+CUT_MARK = "..."
+KEEP_MAX = 1024  # bytes of method, path, query, client and headers: a larger line is not kept
+PIECES_BUDGET = 4 << 20
+
+
+def _cut(value: AnyStr, limit: int) -> AnyStr:
+    if len(value) <= limit:
+        return value
+    mark = CUT_MARK if isinstance(value, str) else CUT_MARK.encode()
+    return value[:limit] + mark
+
+
+def _key_size(key: tuple[object, ...]) -> int:
+    return sum(len(part) if isinstance(part, str | bytes) else 8 for part in key)
+
+
+def _pieces_size(key: tuple[object, ...], pieces: tuple[str, str]) -> int:
+    return 256 + _key_size(key) + len(pieces[0]) + len(pieces[1])
+
+
+_LINE_PIECES: BoundedCache[tuple[object, ...], tuple[str, str]] = BoundedCache(
+    PIECES_BUDGET, _pieces_size
+)
 
 
 def _line_pieces(
@@ -349,18 +381,23 @@ def _line_pieces(
     host: bytes,
     referer: bytes,
     agent: bytes,
+    *,
+    keep: bool = True,
 ) -> tuple[str, str]:
-    """The text between the timestamp and the status, and between the size and the duration."""
+    """The text between the timestamp and the status, and between the size and the duration.
+    `keep=False`: a large request's, put together without filling the small caches."""
     source, source_tail = _source_pieces(str(client))
-    domain, port = _host_pieces(host)
-    opening, middle = _target_pieces(method, path, str(version))
+    domain, port = (_host_pieces if keep else _host_pieces.__wrapped__)(host)
+    target = _target_pieces if keep else _target_pieces.__wrapped__
+    opening, middle = target(method, path, str(version))
+    field = _field_piece if keep else _field_piece.__wrapped__
     after_timestamp = f'{opening}{source}{middle}{domain}, "http.response.code": '
     after_written = "".join(
         (
             source_tail,
-            _field_piece("http.request.referer", referer) if referer else "",
-            _field_piece("user_agent.original", agent) if agent else "",
-            _field_piece("url.query", query) if query else "",
+            field("http.request.referer", referer) if referer else "",
+            field("user_agent.original", agent) if agent else "",
+            field("url.query", query) if query else "",
             port,
             ', "event.duration": ',
         )
@@ -368,7 +405,7 @@ def _line_pieces(
     return after_timestamp, after_written
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _target_pieces(method: str, path: str, version: str) -> tuple[str, str]:
     proto = "HTTP/2.0" if version == "2" else f"HTTP/{version}"
     message = _json(f"{method} {path} {proto}")
@@ -389,7 +426,7 @@ def _host_pieces(host: bytes) -> tuple[str, str]:
     return _json(domain), (f', "url.port": {int(port)}' if port.isdigit() and int(port) else "")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _field_piece(key: str, value: bytes) -> str:
     return f', "{key}": {_json(value.decode("latin-1"))}'
 
@@ -417,11 +454,11 @@ def _now() -> str:
 def request_fields(scope: Scope, status: int, written: int) -> tuple[str, dict[str, Any]]:
     """The request log message and its fields, in Go's order (internal/util/logging.go)."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    host_header = headers.get("host", "")
+    host_header = _cut(headers.get("host", ""), LOGGED_MAX["url.domain"])
     domain, port = _split_host(host_header)
     client = scope.get("client") or ("", 0)
     source = str(client[0])
-    path = scope.get("path", "")
+    path = _cut(scope.get("path", ""), LOGGED_MAX["url.path"])
     fields: dict[str, Any] = {
         "source.address": source,
         "http.request.method": scope.get("method", ""),
@@ -432,11 +469,11 @@ def request_fields(scope: Scope, status: int, written: int) -> tuple[str, dict[s
     }
     fields["source.ip" if _is_ip(source) else "source.domain"] = source
     if referer := headers.get("referer"):
-        fields["http.request.referer"] = referer
+        fields["http.request.referer"] = _cut(referer, LOGGED_MAX["http.request.referer"])
     if agent := headers.get("user-agent"):
-        fields["user_agent.original"] = agent
+        fields["user_agent.original"] = _cut(agent, LOGGED_MAX["user_agent.original"])
     if query := scope.get("query_string", b""):
-        fields["url.query"] = query.decode("latin-1")
+        fields["url.query"] = _cut(query.decode("latin-1"), LOGGED_MAX["url.query"])
     if port.isdigit() and int(port) != 0:
         fields["url.port"] = int(port)
     proto = "HTTP/" + str(scope.get("http_version", "1.1"))

@@ -55,6 +55,11 @@ _TLS_VERSIONS = {
 # without encryption, or keyed by a shared secret instead of the certificate.
 LEGACY_TLS_CIPHERS = "DEFAULT:!aNULL:!eNULL:!PSK:!SRP:@SECLEVEL=0"
 
+# The longest request line and headers accepted, together. Go's registry takes 1 MiB, but
+# neither Kibana nor an agent sends a head anywhere near this, and every byte of it is held
+# while the request is read and logged.
+MAX_HEAD_BYTES = 64 << 10
+
 # `fleetgap.serving.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
 # is set (see metrics.py). The index the main process loaded, inherited by forked workers,
 # and DATA's generation read just before loading it (see GenerationWatcher):
@@ -347,6 +352,7 @@ def _metrics_listener(settings: Settings, indexed: int) -> Iterator[None]:
 def _run_granian(settings: Settings, index: PackageIndex | None, generation: bytes | None) -> int:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
+    from granian.http import HTTP1Settings, HTTP2Settings
 
     global _PRELOADED, _PRELOADED_GENERATION
     _PRELOADED, _PRELOADED_GENERATION = index, generation
@@ -368,6 +374,9 @@ def _run_granian(settings: Settings, index: PackageIndex | None, generation: byt
         log_dictconfig=logs.logging_config(settings),
         log_access=False,
         loop=event_loop(),
+        # hyper answers 431 to a request head that does not fit in its HTTP/1 buffer
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_HEAD_BYTES),
+        http2_settings=HTTP2Settings(max_headers_size=MAX_HEAD_BYTES),
         **tls,  # type: ignore[arg-type]
     )
     server.on_reload(_forget_preloaded)
@@ -420,7 +429,7 @@ def _run_uvicorn(settings: Settings, index: PackageIndex, generation: bytes | No
     app = serving_app(settings, index, generation)
     heap.settle()
     config = uvicorn.Config(
-        app,
+        HeadLimit(app),
         host=bind_host(host),
         port=port,
         log_config=None,
@@ -429,10 +438,11 @@ def _run_uvicorn(settings: Settings, index: PackageIndex, generation: bytes | No
         # As Granian: the client's own address and scheme, whatever X-Forwarded-* say (the
         # key route's TLS check and the request log's source.ip rely on them).
         proxy_headers=False,
+        # h11 (not httptools, which has no such limit) with Granian's deadline for a head;
+        # it stops reading a head at about MAX_HEAD_BYTES (it checks between reads) and
+        # HeadLimit refuses the rest exactly
         http=HeaderDeadlineProtocol,
-        # Go's http.DefaultMaxHeaderBytes (1 MiB) for the request line and headers; h11's
-        # own default (16 KiB) would refuse long search queries that Go answers.
-        h11_max_incomplete_event_size=1 << 20,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         ssl_certfile=settings.tls_cert if settings.tls else None,
         ssl_keyfile=settings.tls_key if settings.tls else None,
         ssl_context_factory=functools.partial(_ssl_context, settings) if settings.tls else None,
@@ -441,6 +451,23 @@ def _run_uvicorn(settings: Settings, index: PackageIndex, generation: bytes | No
     _UvicornServer(config).run()
     log.info("Package registry stopped")
     return 0
+
+
+class HeadLimit:
+    """431 to a request whose line and headers exceed MAX_HEAD_BYTES, as Granian answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > MAX_HEAD_BYTES:
+                await send({"type": "http.response.start", "status": 431, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)
 
 
 def _ssl_context(settings: Settings, _config: object, _default: object) -> ssl.SSLContext:
