@@ -17,6 +17,10 @@ the file is composed into PyYAML nodes, whose marks carry the line numbers.
       - file: default.pgp                                 # Fleet Server's key file
         source: ./elastic-agent.asc                       # a URL or a local path
         fingerprint: 46095ACC8548582C1A2699A9D27D666CD88E42B4   # default: Elastic's, pinned
+    kit:                                                  # fleetgap's own wheels (bundle/kit.py)
+      platforms: [linux-x86_64]
+      python: ["3.11"]
+      find_links: ./wheels        # optional: only this folder (beside the file), not the index
     protection_artifacts:                                 # Elastic Defend's, per Endpoint version
       versions: [9.1.0, 8.19.4]
       source: https://artifacts.security.elastic.co       # optional, this is the default
@@ -37,6 +41,7 @@ import yaml
 from fleetgap.artifacts import defend
 from fleetgap.artifacts.catalogue import Catalogue, check_version, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source
+from fleetgap.bundle.kit import PLATFORM_TAGS, PYTHONS
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.elastic_key import AGENT_KEY_FILE, ELASTIC_KEY_FILE, ELASTIC_KEY_URL
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT
@@ -61,7 +66,7 @@ KEY_SOURCES: Mapping[str, str] = {
     FLEET_SERVER_KEY_FILE: AGENT_KEY_URL,  # what Fleet Server fetches when it has no file
 }
 _TOP_KEYS = (
-    "address", "matrix", "queries", "packages", "actions", "artifacts", "keys",
+    "address", "matrix", "queries", "packages", "actions", "artifacts", "keys", "kit",
     "protection_artifacts",
 )  # fmt: skip
 _DEFEND_KEYS = ("versions", "source", "public_key")
@@ -131,6 +136,15 @@ class KeySpec:
 
 
 @dataclass(frozen=True)
+class KitSpec:
+    """The `kit:` entry: fleetgap's wheels for these platforms and Pythons (under DATA/kit/)."""
+
+    platforms: tuple[str, ...]
+    pythons: tuple[str, ...]
+    find_links: Path | None = None  # take the wheels from this folder only, not the index
+
+
+@dataclass(frozen=True)
 class ProtectionArtifacts:
     """`protection_artifacts:`: Elastic Defend's manifests (and what they list) per version."""
 
@@ -150,6 +164,7 @@ class Selection:
     artifacts: tuple[ArtifactSet, ...]
     keys: tuple[KeySpec, ...]
     document: Mapping[str, Any]  # the file as plain data, for the bundle manifest
+    kit: KitSpec | None = None
     protection_artifacts: ProtectionArtifacts | None = None
 
 
@@ -193,6 +208,7 @@ def parse_selection(text: str, path: Path, catalogue: Catalogue | None = None) -
         artifacts=tuple(reader.artifact_sets(top.get("artifacts"), catalogue)),
         keys=tuple(reader.keys(top.get("keys"), base)),  # key paths: beside the file
         document=_plain(root),
+        kit=reader.kit(top["kit"], base) if "kit" in top else None,
         protection_artifacts=reader.protection_artifacts(top.get("protection_artifacts"), base),
     )
 
@@ -366,6 +382,24 @@ class _Reader:
             if source and not source.startswith(("http://", "https://")):
                 source = str(base / source)
             yield KeySpec(file, source or KEY_SOURCES[file], fingerprint or ELASTIC_FINGERPRINT)
+
+    def kit(self, node: yaml.Node, base: Path) -> KitSpec:
+        fields = self.mapping(node, "kit", ("platforms", "python", "find_links"))
+        chosen = {}
+        for key, known in (("platforms", tuple(PLATFORM_TAGS)), ("python", PYTHONS)):
+            if key not in fields:
+                self.fail(node, f"kit needs {key} (known: {', '.join(known)})")
+            values = self.strings(fields[key], key)
+            for value, value_node in values:
+                if value not in known:
+                    self.fail(
+                        value_node, f"unknown kit {key} {value!r} (known: {', '.join(known)})"
+                    )
+            if not values:
+                self.fail(fields[key], f"kit needs at least one of {key}")
+            chosen[key] = tuple(dict.fromkeys(value for value, _ in values))
+        links = self.string(fields["find_links"], "find_links") if "find_links" in fields else ""
+        return KitSpec(chosen["platforms"], chosen["python"], base / links if links else None)
 
     def protection_artifacts(
         self, node: yaml.Node | None, base: Path
