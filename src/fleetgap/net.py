@@ -17,6 +17,7 @@ import queue
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ class NetOptions:
     wait_initial: float = 1.0
     wait_max: float = 60.0
     connections: int = 8
+    # Follow a redirect only to the same scheme, host and port (no https -> http).
+    same_origin_redirects: bool = False
 
 
 class NetError(FleetgapError):
@@ -96,20 +99,35 @@ class Net:
             for client in (*self._retired, self.client):
                 client.close()
 
-    def get_bytes(self, url: str, limit: int = 1 << 20) -> bytes:
-        """The body of a small file (at most `limit` bytes), with retries."""
+    def get_bytes(self, url: str, limit: int = 1 << 20, deadline: float | None = None) -> bytes:
+        """The body of a small file (at most `limit` bytes), with retries; with `deadline`,
+        the whole of it (retries included) within that many seconds."""
+        end = None if deadline is None else time.monotonic() + deadline
 
         def once(client: httpx.Client) -> bytes:
-            with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
+            timeout = self._timeout(url, end)
+            headers = {"Accept-Encoding": "identity"}
+            with client.stream("GET", url, headers=headers, timeout=timeout) as r:
                 _check_status(r, url)
+                _check_length(r, url, limit)
                 body = bytearray()
                 for chunk in r.iter_bytes():
                     body += chunk
                     if len(body) > limit:
                         raise NetError(url, f"larger than {limit} bytes")
+                    if end is not None and time.monotonic() > end:
+                        raise NetError(url, f"timed out: no whole answer within {deadline:g} s")
                 return bytes(body)
 
         return self._retrying(url, once)
+
+    def _timeout(self, url: str, end: float | None) -> float:
+        if end is None:
+            return self.options.timeout
+        left = end - time.monotonic()
+        if left <= 0:
+            raise NetError(url, "timed out: deadline passed before the request")
+        return min(self.options.timeout, left)
 
     def content_length(self, url: str) -> int | None:
         """Size from a HEAD request (None when the server does not say)."""
@@ -176,12 +194,14 @@ def make_client(options: NetOptions) -> httpx.Client:
             verify = ssl.create_default_context(cafile=str(options.ca_cert))
         except (OSError, ssl.SSLError) as exc:
             raise FleetgapError(f"cannot use CA bundle {options.ca_cert}: {exc}") from None
+    hooks = {"response": [_refuse_other_origin]} if options.same_origin_redirects else {}
     try:
         return httpx.Client(
             proxy=options.proxy,
             verify=verify,
             timeout=httpx.Timeout(options.timeout),
             follow_redirects=True,
+            event_hooks=hooks,
             headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(
                 max_connections=options.connections,
@@ -190,6 +210,32 @@ def make_client(options: NetOptions) -> httpx.Client:
         )
     except (ValueError, httpx.InvalidURL) as exc:
         raise FleetgapError(f"bad proxy URL {options.proxy!r}: {exc}") from None
+
+
+def _refuse_other_origin(response: httpx.Response) -> None:
+    if not response.has_redirect_location:
+        return
+    source = response.request.url
+    target = source.join(response.headers["location"])
+    if _origin(target) != _origin(source):
+        reason = f"redirect to another origin refused: {_origin_text(target)!r}"
+        raise NetError(str(source), reason)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _origin_text(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _check_length(response: httpx.Response, url: str, limit: int) -> None:
+    """Refuse before reading a body the server itself says is too long."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise NetError(url, f"larger than {limit} bytes (Content-Length {int(length)})")
 
 
 def part_meta(part: Path) -> Path:
