@@ -32,6 +32,8 @@ from fleetgap.errors import FleetgapError
 USER_AGENT = f"fleetgap/{__version__}"
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
+# Elastic's largest artifact (a full Elasticsearch or agent package) is about 1.5 GB.
+MAX_DOWNLOAD = 4 << 30
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
@@ -140,8 +142,13 @@ class Net:
 
         return self._retrying(url, once)
 
-    def download(self, url: str, part: Path, progress: Progress | None = None) -> Download:
+    def download(
+        self, url: str, part: Path, progress: Progress | None = None, limit: int = MAX_DOWNLOAD
+    ) -> Download:
         """Fetch `url` into `part`, resuming what a previous call left there.
+
+        The file may not grow past the size the server announced, nor past `limit` bytes:
+        either stops the download, removes the part and raises NetError (not retried).
 
         Beside `part` a small `<part>.meta` remembers the URL and the validator (strong ETag
         or Last-Modified) sent as `If-Range`, so a changed upstream file restarts from zero.
@@ -150,7 +157,7 @@ class Net:
         received = [0]  # over all attempts, failed ones included
 
         def once(client: httpx.Client) -> Download:
-            return _download_once(client, url, part, progress, received)
+            return _download_once(client, url, part, progress, received, limit)
 
         result = self._retrying(url, once)
         return Download(result.path, result.size, result.digest, result.resumed_from, received[0])
@@ -286,7 +293,12 @@ def _check_status(response: httpx.Response, url: str) -> None:
 
 
 def _download_once(
-    client: httpx.Client, url: str, part: Path, progress: Progress | None, counter: list[int]
+    client: httpx.Client,
+    url: str,
+    part: Path,
+    progress: Progress | None,
+    counter: list[int],
+    limit: int,
 ) -> Download:
     meta = part_meta(part)
     offset = part.stat().st_size if part.exists() else 0
@@ -321,13 +333,20 @@ def _download_once(
             length = response.headers.get("content-length")
             total = int(length) if length and length.isdigit() else None
             _write_validator(meta, url, response)
+        if total is not None and total > limit:
+            discard_part(part)
+            raise NetError(url, f"larger than {limit} bytes ({total} announced)")
+        cap = limit if total is None else total
         if progress:
             progress.start(total, offset)
-        received = 0
+        received, overflow = 0, False
         with open(part, mode) as handle:
             writer = _HashingWriter(handle, digest)
             try:
                 for chunk in response.iter_raw():
+                    if offset + received + len(chunk) > cap:
+                        overflow = True
+                        break
                     writer.put(chunk)
                     received += len(chunk)
                     counter[0] += len(chunk)
@@ -335,6 +354,9 @@ def _download_once(
                         progress.advance(len(chunk))
             finally:
                 writer.close()  # what arrived is on disk even when the connection broke
+    if overflow:
+        discard_part(part)
+        raise NetError(url, f"more than the {cap} bytes expected; download stopped")
     size = offset + received
     if total is not None and size != total:
         raise _Transient(f"connection closed after {size} of {total} bytes")
