@@ -7,9 +7,9 @@ Fleet Server's `server.pgp.upstream_url` and the agent's default remote key URL 
 v9.5.2 does (spec: fleet-server-pgp §1–§6): rate limiter, then integer parameter binding,
 then the `Elastic-Api-Version` check, then TLS, then the key from the memory cache (30 min),
 else `DATA/keys/default.pgp` (mode exactly 0600), else the upstream URL, fetched as
-upstream_key.py says (one certificate or nothing, same-origin redirects, one fetch at a time
-with a deadline), kept in memory and written to `default.pgp`. With no upstream URL, fleetgap's own
-`DATA/keys/GPG-KEY-elastic-agent` plays the upstream (served, not copied).
+upstream_key.py says (one certificate or nothing, same-origin redirects, one fetch at a
+time with a deadline), kept in memory and written to `default.pgp`. With no upstream URL,
+fleetgap's own `DATA/keys/GPG-KEY-elastic-agent` plays the upstream (served, not copied).
 """
 
 from __future__ import annotations
