@@ -253,3 +253,16 @@ def test_a_silent_upstream_starves_no_route_and_sigterm_still_stops_the_server(
     assert icon.status_code == 200 and icon.content.startswith(b"<svg")
     assert page.status_code == 200
     assert published.status_code == 404
+
+
+def test_a_private_key_block_from_upstream_is_refused(tmp_path: Path, tls: TLS, other_key):
+    """The agent would read a private key block as a key; fleetgap must not publish one."""
+    with (
+        key_server(tls, other_key.armored.encode(), []) as base,
+        fleet(tmp_path, tls, upstream_url=base + "/key", upstream_ca=tls.ca_pem) as client,
+    ):
+        response = client.get(PATH)
+    assert response.status_code == 500
+    assert "expected a public key block" in response.json()["message"]
+    assert b"BEGIN PGP PRIVATE" not in response.content
+    assert not (tmp_path / "keys" / "default.pgp").exists()
