@@ -27,7 +27,7 @@ import httpx
 import stamina
 
 from fleetgap import __version__
-from fleetgap.errors import FleetgapError
+from fleetgap.errors import FleetgapError, without_userinfo
 
 USER_AGENT = f"fleetgap/{__version__}"
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -52,9 +52,11 @@ class NetOptions:
 
 
 class NetError(FleetgapError):
-    """A request failed for good (after retries, or at once for a permanent status)."""
+    """A request failed for good (after retries, or at once for a permanent status).
+    `url` and `reason` are for showing: any user-info is already removed."""
 
     def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        url, reason = without_userinfo(url), without_userinfo(reason)
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
@@ -216,7 +218,8 @@ def make_client(options: NetOptions) -> httpx.Client:
             ),
         )
     except (ValueError, httpx.InvalidURL) as exc:
-        raise FleetgapError(f"bad proxy URL {options.proxy!r}: {exc}") from None
+        proxy = without_userinfo(repr(options.proxy))
+        raise FleetgapError(f"bad proxy URL {proxy}: {without_userinfo(str(exc))}") from None
 
 
 def _refuse_other_origin(response: httpx.Response) -> None:

@@ -129,10 +129,11 @@ def test_long_query_string_is_served(base) -> None:
 
 
 def test_query_over_the_uri_limit_is_refused_and_server_survives(base) -> None:
-    # Granian (hyper) caps a request URI at 64 KiB: a 100 KB query gets 414, where Go
-    # would answer; documented in the README. The server must go on serving.
+    # fleetgap takes a request head of up to 64 KiB (Granian's 431 comes before hyper's
+    # own 414 for a URI over 64 KiB), where Go would answer; documented in the README.
+    # The server must go on serving.
     status, _, _ = raw(base, "GET", "/search?x=" + "A" * 100_000)
-    assert status == 414
+    assert status in (414, 431)
     assert raw(base, "GET", "/health")[0] == 200
 
 

@@ -4,7 +4,8 @@ GET and HEAD, single and multiple byte ranges (206) and If-Range through Starlet
 FileResponse, exact Content-Length, never a Content-Encoding, content types by extension, a
 plain HTML listing for directories, and no way out of the root: a request path is checked
 segment by segment after URL decoding and again after resolving symlinks. Work-in-progress
-names (`store.is_temporary_name`) are never listed or served.
+names (`store.is_temporary_name`) and symlinks leading out of the root are never listed or
+served.
 
 Mount with `Mount("/downloads", app=downloads_app(root))` so that
 `agent.download.sourceURI: https://HOST:PORT/downloads/`.
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.routing import Route
 
-from fleetgap.store import is_temporary_name
+from fleetgap.store import inside, is_temporary_name
 
 # Longest suffix first; everything else is application/octet-stream.
 CONTENT_TYPES: tuple[tuple[str, str], ...] = (
@@ -44,6 +45,7 @@ CONTENT_TYPES: tuple[tuple[str, str], ...] = (
 
 class _File(FileResponse):
     chunk_size = 1 << 20  # fewer, larger writes: loopback throughput
+    max_ranges = 16  # more ranges: the Range header is ignored (a 200), as for /epr/
 
 
 def downloads_app(root: Path) -> Starlette:
@@ -81,7 +83,7 @@ def _serve(root: Path, request: Request):
     if stat.S_ISDIR(info.st_mode):
         if relative and not relative.endswith("/"):
             return RedirectResponse(request.url.path + "/", status_code=301)
-        return _listing(target, request.url.path)
+        return _listing(root, target, request.url.path)
     if not stat.S_ISREG(info.st_mode) or relative.endswith("/"):
         return PlainTextResponse("404 page not found\n", status_code=404)
     return _File(target, media_type=content_type(target.name), stat_result=info)
@@ -110,12 +112,12 @@ def _resolve(root: Path, relative: str) -> Path | None:
     return candidate
 
 
-def _listing(folder: Path, url_path: str) -> HTMLResponse:
+def _listing(root: Path, folder: Path, url_path: str) -> HTMLResponse:
     entries = []
     try:
         with os.scandir(folder) as scan:
             for entry in scan:
-                if is_temporary_name(entry.name):
+                if is_temporary_name(entry.name) or not inside(root, entry.path):
                     continue
                 try:
                     is_dir = entry.is_dir()

@@ -6,13 +6,20 @@ matrix (version x product x platform: complete, missing, unverified — from the
 catalogue, for the versions present under DATA/downloads), the loaded bundles (receipts in
 DATA/state/receipts, see notes/bundle-contract) and the key fingerprints (DATA/keys).
 Server-rendered with Jinja2, inline CSS, no script and no external asset, so it renders
-inside the closed network. Verification results are kept per file state (ops/verdicts.py);
-what is not verified within a page's budget shows as `checking` until a later view.
+inside the closed network; a Content-Security-Policy allows nothing else. Verification
+results are kept per file state (ops/verdicts.py); what is not verified within a page's
+budget shows as `checking` until a later view. The page is rendered once per index, load
+(DATA/state/generation), change of DATA/keys or finished verification (and at least once
+a minute), not per request, and shows no absolute path of the server.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -42,7 +49,7 @@ from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.keys import PublicKey, parse_public_key
 from fleetgap.pgp.package_signatures import VERIFIED, verify_package_file
 from fleetgap.registry.holder import IndexHolder
-from fleetgap.store import is_temporary_name
+from fleetgap.store import DataDir, inside, is_temporary_name
 
 PREFIX = "/ui"
 CORE_PRODUCTS = ("elastic-agent", "fleet-server", "endpoint-security")
@@ -50,10 +57,28 @@ ARCHIVES = ("tar.gz", "zip")  # what agents download (spec: agent-artifacts §1)
 COMPLETE, MISSING, UNVERIFIED, NOT_PUBLISHED = "complete", "missing", "unverified", "n/a"
 _SIDECARS = (".sha512", ".asc", ".sig")
 
+REFUSED = "refused"
+# Seconds a rendered page is shown at most: files copied into DATA by hand, without a load,
+# appear within this.
+PAGE_MAX_AGE = 60.0
+# An absolute path not after a word, `.`, `:` or `/` (so not DATA/..., not in a URL): the
+# page shows its last part only.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"<>]+/)+([^\s/'\"<>]*)")
+_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
+
+def without_paths(value: object) -> object:
+    """Every text the page shows, with absolute paths cut to their last part."""
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(1), value)
+    return value
+
+
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("fleetgap.ops", "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
+    finalize=without_paths,
 )
 
 
@@ -120,6 +145,9 @@ class StatusPage:
     budget: float = 3.0  # seconds a page waits for verification before showing "checking"
     verdicts: Verdicts = field(default_factory=Verdicts)
     _render: threading.local = field(default_factory=threading.local)  # this render's deadline
+    # the last page: (what it was rendered from, its bytes, its headers)
+    _page: tuple[object, bytes, dict[str, str], float] | None = None
+    _page_lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def respond(self, request: Request) -> Response:
         if request.url.path == PREFIX:
@@ -128,8 +156,30 @@ class StatusPage:
             return PlainTextResponse("404 page not found\n", 404)
         if request.method not in ("GET", "HEAD"):
             return PlainTextResponse("method not allowed\n", 405)
-        html = await run_in_threadpool(self.render)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        body, headers = await run_in_threadpool(self.page)
+        return HTMLResponse(body, headers=headers)
+
+    def page(self) -> tuple[bytes, dict[str, str]]:
+        """The rendered page and its headers, rendered again only when what it shows may
+        have changed; one render at a time."""
+        with self._page_lock:
+            page, now = self._page, time.monotonic()
+            if page is None or page[0] != self._state() or now - page[3] > PAGE_MAX_AGE:
+                html = self.render()
+                page = self._page = (self._state(), html.encode(), _headers(html), now)
+            return page[1], page[2]
+
+    def _state(self) -> object:
+        """What the page depends on besides time: the index, the last load, DATA/keys and
+        how many verifications have finished."""
+        data = DataDir(self.data_dir)
+        return (
+            id(self.holder.index),
+            _stat(data.generation),
+            _stat(data.keys),
+            tuple(_stat(path) for path in _sorted_files(data.keys)),
+            self.verdicts.finished,
+        )
 
     def render(self) -> str:
         self._render.deadline = time.monotonic() + self.budget
@@ -138,13 +188,19 @@ class StatusPage:
         return _templates.get_template("status.html").render(
             version=__version__,
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            data_dir=str(self.data_dir),
             packages=self.packages(trusted),
-            refused=[(str(r.path), r.reason) for r in self.holder.index.refused],
+            refused=[(self._shown(r.path), r.reason) for r in self.holder.index.refused],
             matrix=self.matrix(trusted),
             bundles=self.bundles(),
             keys=[row for row, _ in keys],
         )
+
+    def _shown(self, path: Path) -> str:
+        """A path as the page shows it: under DATA, relative to it; else its name."""
+        for root in (self.data_dir, Path(os.path.realpath(self.data_dir))):
+            with contextlib.suppress(ValueError):
+                return "DATA/" + Path(path).relative_to(root).as_posix()
+        return Path(path).name
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -153,6 +209,9 @@ class StatusPage:
         found = []
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
             if not path.is_file() or is_temporary_name(path.name):
+                continue
+            if not inside(folder, path):  # not served either
+                found.append((KeyRow(path.name, None, (), "leads outside DATA/keys"), None))
                 continue
             try:
                 key = parse_public_key(path.read_bytes())
@@ -185,7 +244,10 @@ class StatusPage:
         def judge() -> tuple[str, str]:
             reasons = []
             for name, key in keys:
-                verdict = verify_package_file(package.base_path, key)
+                try:
+                    verdict = verify_package_file(package.base_path, key)
+                except (FleetgapError, OSError) as exc:  # a .sig that is not a signature
+                    return REFUSED, _first_line(exc)
                 if verdict.status == VERIFIED:
                     return VERIFIED, f"by {key.fingerprint} ({name})"
                 reasons.append(f"{name}: {verdict.reason}")
@@ -250,7 +312,7 @@ class StatusPage:
         if artifact is None:
             return Cell(NOT_PUBLISHED, "Elastic publishes no archive of it for this platform")
         path = downloads / artifact.path
-        if not path.is_file():
+        if not path.is_file() or not inside(downloads, path):  # what /downloads/ serves
             return Cell(MISSING, artifact.name)
 
         def judge() -> tuple[str, str]:
@@ -283,6 +345,37 @@ class StatusPage:
         fingerprints = tuple(key.fingerprint for _, key in keys)
         token = (str(path), info.st_size, info.st_mtime_ns, sidecars, fingerprints)
         return self.verdicts.get(token, judge, self._render.deadline)
+
+
+def _headers(html: str) -> dict[str, str]:
+    """No script, no external anything; the page's own inline style by its hash."""
+    hashes = [hashlib.sha256(style.encode()).digest() for style in _STYLE.findall(html)]
+    styles = " ".join(f"'sha256-{base64.b64encode(digest).decode()}'" for digest in hashes)
+    policy = (
+        f"default-src 'none'; style-src {styles}; img-src 'self' data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    )
+    return {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _sorted_files(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _files(folder: Path) -> Iterable[Path]:

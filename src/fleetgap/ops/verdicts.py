@@ -25,6 +25,7 @@ class Verdicts:
         self._pending: dict[Hashable, Future[Verdict]] = {}
         self._lock = threading.Lock()
         self._limit = limit
+        self.finished = 0  # checks done so far: a page showing `checking` is stale after
 
     def get(self, token: Hashable, judge: Callable[[], Verdict], deadline: float) -> Verdict:
         """The verdict for `token`, waiting for `judge` (run once) until `deadline`
@@ -47,6 +48,7 @@ class Verdicts:
 
     def _store(self, token: Hashable, future: Future[Verdict]) -> None:
         with self._lock:
+            self.finished += 1
             self._pending.pop(token, None)
             if future.exception() is not None:
                 return  # judges report problems as verdicts; a crash is tried again

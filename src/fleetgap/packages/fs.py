@@ -110,7 +110,10 @@ class DirectoryFS:
         return FileInfo(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime)
 
     def real_path(self, name: str) -> str | None:
-        return self._path(name)
+        """The file's path with symlinks resolved (checked to stay inside the package): what
+        is sent is what was checked, even if a link is changed afterwards."""
+        path = self._path(name)
+        return None if path is None else os.path.realpath(path)
 
     def read(self, name: str) -> bytes:
         return read_limited(self.open(name), name)

@@ -26,6 +26,7 @@ from fleetgap.packages.loader import LoadedModel, package_from_model, read_model
 from fleetgap.packages.model import Package, PackageError
 from fleetgap.packages.render import render_model, render_package
 from fleetgap.semver import SemverError, Version
+from fleetgap.store import inside
 
 log = logging.getLogger("fleetgap.packages")
 
@@ -99,8 +100,8 @@ def _build(options: LoadOptions) -> PackageIndex:
     read: dict[int, tuple[Path, str, LoadedModel]] = {}  # by id() of the package
     lists = []
     for finder in (find_zip_packages, find_directory_packages):
-        candidates = [p for base in options.paths for p in finder(base)]
-        packages = _load_all(candidates, options, check, refused, cache, read)
+        found = [(base, p) for base in options.paths for p in finder(base)]
+        packages = _load_all(found, options, check, refused, cache, read)
         lists.append(_propagate_deprecation(_first_wins(packages)))
     zip_packages, dir_packages = lists
     renderings = {}
@@ -125,14 +126,15 @@ def release_freed_memory() -> None:
 
 
 def find_zip_packages(base: Path) -> list[Path]:
-    """Every `*.zip` below `base`, walked in lexical order."""
+    """Every `*.zip` below `base`, walked in lexical order; a symlink that leads out of
+    `base` is not followed."""
     found: list[Path] = []
     for directory, dirnames, filenames in os.walk(base):
         dirnames.sort()
         found.extend(
             Path(os.path.join(directory, name))
             for name in sorted(filenames)
-            if name.endswith(".zip")
+            if name.endswith(".zip") and inside(base, os.path.join(directory, name))
         )
     return found
 
@@ -156,11 +158,11 @@ def _sorted_dirs(path: Path) -> list[Path]:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
     except OSError:
         return []
-    return [Path(e.path) for e in entries if e.is_dir()]
+    return [Path(e.path) for e in entries if e.is_dir() and inside(path, e.path)]
 
 
 def _load_all(
-    paths: list[Path],
+    found: list[tuple[Path, Path]],
     options: LoadOptions,
     check: SignatureCheck | None,
     refused: list[Refusal],
@@ -168,7 +170,9 @@ def _load_all(
     read: dict[int, tuple[Path, str, LoadedModel]],
 ) -> list[Package]:
     """Read every package (unless the cache has it unchanged); in worker processes when
-    there are many, since YAML parsing is CPU-bound."""
+    there are many, since YAML parsing is CPU-bound. `found`: (package path, package)."""
+    roots = [root for root, _ in found]
+    paths = [path for _, path in found]
     identities = [fingerprint(path) if cache else "" for path in paths]
     models: list[LoadedModel | Refusal | None] = [
         cache.lookup(path, identity) if cache else None
@@ -178,13 +182,14 @@ def _load_all(
     for i, model in zip(missing, _read_many([paths[i] for i in missing], options), strict=True):
         models[i] = model
     packages = []
-    for path, identity, loaded in zip(paths, identities, models, strict=True):
+    for root, path, identity, loaded in zip(roots, paths, identities, models, strict=True):
         try:
             if isinstance(loaded, Refusal):
                 raise PackageError(loaded.reason)
             for warning in loaded.warnings:
                 log.warning("%s", warning)
             package = package_from_model(path, loaded)
+            _check_inside(root, package)
             _check_signature(package, options, check)
         except PackageError as exc:
             log.warning("package refused: %s: %s", path, exc)
@@ -217,6 +222,11 @@ def _read_one(path: Path, validate: bool) -> LoadedModel | Refusal:
     model = loaded.model
     assert isinstance(model, dict)
     return replace(loaded, model=marshal.dumps(model), rendering=render_model(model))
+
+
+def _check_inside(root: Path, package: Package) -> None:
+    if package.signed and not inside(root, f"{package.base_path}.sig"):
+        raise PackageError(f"signature file {package.base_path}.sig leads outside {root}")
 
 
 def _check_signature(package: Package, options: LoadOptions, check: SignatureCheck | None) -> None:

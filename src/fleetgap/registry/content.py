@@ -3,7 +3,8 @@
 One entry point, ``serve_content(request, content, headers=...)``, answers with the status,
 headers and body Go's net/http (1.23+) would: Content-Type by extension then sniffing,
 Last-Modified, Accept-Ranges, conditional requests (304/412), single and multipart byte
-ranges (206) and 416. A ``Content`` is a file on disk (a full 200 is handed to the server
+ranges (206) and 416 (beyond Go: at most MAX_RANGES ranges, sorted, overlaps merged:
+``bound_ranges``). A ``Content`` is a file on disk (a full 200 is handed to the server
 with ``http.response.pathsend`` when it offers it, e.g. Granian), a zip member, or bytes.
 
 ``headers`` are the headers the handler set before calling ServeContent (the registry sets
@@ -49,6 +50,7 @@ __all__ = [
 HeaderItems = Iterable[tuple[str, str]] | Mapping[str, str]
 
 CHUNK_SIZE = 256 * 1024
+MAX_RANGES = 16  # an agent resumes with one range; a browser or curl asks for a few
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,7 @@ async def serve_content(
         return _serve_error(out, str(error), 416, method)
     if sum(length for _, length in ranges) > size:
         ranges = []  # more bytes asked than the file has: Go ignores the Range header
+    ranges = bound_ranges(ranges)
 
     status = 200
     pieces: list[bytes | tuple[int, int]] = [(0, size)]
@@ -456,6 +459,23 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]]:
     if no_overlap and not ranges:
         raise _NoOverlapError
     return ranges
+
+
+def bound_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Beyond Go: several ranges are sent in ascending order, overlapping ones merged
+    (RFC 9110 §14.3 allows both), so a compressed zip member is read once, front to back;
+    more than MAX_RANGES left means the Range header is ignored (a 200), as Apache does."""
+    if len(ranges) < 2:
+        return ranges
+    merged: list[tuple[int, int]] = []
+    for start, length in sorted(ranges):
+        if merged and start < merged[-1][0] + merged[-1][1]:
+            last_start, last_length = merged[-1]
+            end = max(last_start + last_length, start + length)
+            merged[-1] = (last_start, end - last_start)
+        else:
+            merged.append((start, length))
+    return merged if len(merged) <= MAX_RANGES else []
 
 
 def _multipart_pieces(

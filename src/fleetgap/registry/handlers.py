@@ -1,18 +1,22 @@
 """One handler per route of the Go registry (spec: epr-api §3).
 
 Handlers are lookups: package documents are rendered at index time, and /search and
-/categories answers are kept per query string until the index is replaced.
+/categories answers are kept per parsed query (within a byte budget) until the index is
+replaced.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,8 +28,11 @@ from fleetgap.packages.fs import DirectoryFS, PackageFSError, ZipFS
 from fleetgap.packages.gojson import dumps
 from fleetgap.packages.index import PackageIndex
 from fleetgap.packages.model import Package
+from fleetgap.packages.search import Filter
 from fleetgap.registry.archive import zip_directory
+from fleetgap.registry.bounded import BoundedCache
 from fleetgap.registry.content import Content, http_error, serve_content
+from fleetgap.registry.mimetypes import content_type as type_for_name
 from fleetgap.registry.proxy import Upstream, UpstreamError
 from fleetgap.registry.query import QueryError, categories_filter, search_filter
 from fleetgap.registry.responses import (
@@ -39,15 +46,36 @@ from fleetgap.registry.responses import (
 )
 from fleetgap.registry.routing import parse_query
 from fleetgap.semver import SemverError, Version
+from fleetgap.store import inside
 
 if TYPE_CHECKING:  # app.py imports this module
     from fleetgap.registry.holder import IndexHolder
 
 log = logging.getLogger("fleetgap.registry")
+Q = TypeVar("Q")
 
 # The version of Elastic's registry whose behaviour fleetgap reproduces (its `/` answer).
 COMPAT_VERSION = "1.40.1"
-ANSWER_CACHE_SIZE = 2048
+# The most the kept /search and /categories bodies may add up to, per worker: a full
+# `/search?all=true` of a large registry is about 13 MB.
+ANSWER_BUDGET = 64 << 20
+ENTRY_OVERHEAD = 512  # bytes: the objects of a key and the cache's own bookkeeping
+MAX_OPEN_ZIPS = 64  # file descriptors: a server often runs with a limit of 1024 or less
+
+
+def _answer_size(key: tuple[str, object], body: bytes) -> int:
+    """The body, and the text the parsed query holds (a package name may be 60 KB long)."""
+    return len(body) + ENTRY_OVERHEAD + _text_size(key)
+
+
+def _text_size(value: object) -> int:
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, tuple | list):
+        return sum(_text_size(item) for item in value) + 8 * len(value)
+    if dataclasses.is_dataclass(value):
+        return sum(_text_size(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 8
 
 
 @dataclass
@@ -56,8 +84,13 @@ class Context:
     holder: IndexHolder
     upstream: Upstream | None
     _cached_for: PackageIndex | None = None
-    _answers: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
-    _zips: dict[str, ZipFS] = field(default_factory=dict)
+    # /search and /categories bodies by (route, parsed query)
+    answers: BoundedCache[tuple[str, object], bytes] = field(
+        default_factory=lambda: BoundedCache(ANSWER_BUDGET, _answer_size)
+    )
+    # the zip packages opened to serve their files, most recently used last
+    _zips: OrderedDict[str, ZipFS] = field(default_factory=OrderedDict)
+    _zips_lock: threading.RLock = field(default_factory=threading.RLock)
     index_body: bytes = b""
     favicon: bytes = b""
 
@@ -72,30 +105,47 @@ class Context:
         index = self.holder.index
         if index is not self._cached_for:
             self._cached_for = index
-            self._answers = OrderedDict()
-            old, self._zips = self._zips, {}
+            self.answers.clear()
+            with self._zips_lock:
+                old, self._zips = self._zips, OrderedDict()
             for archive in old.values():
                 archive.close()
         return index
 
-    def cached(self, key: str) -> bytes | None:
-        body = self._answers.get(key)
-        if body is not None:
-            self._answers.move_to_end(key)
-        return body
-
-    def remember(self, key: str, body: bytes) -> None:
-        self._answers[key] = body
-        if len(self._answers) > ANSWER_CACHE_SIZE:
-            self._answers.popitem(last=False)
+    def real_path(self, path: str | os.PathLike[str]) -> str | None:
+        """`path` with symlinks resolved, if that lies inside a package path; else None (a
+        symlink leading out of DATA is never followed)."""
+        if not any(inside(root, path) for root in self.settings.package_paths):
+            return None
+        return os.path.realpath(path)
 
     def zip_fs(self, package: Package) -> ZipFS:
+        """The package's zip, open; at most MAX_OPEN_ZIPS stay open. Closing one does not
+        cut a member being sent: zipfile closes the file when its last reader is done."""
         key = str(package.base_path)
-        archive = self._zips.get(key)
-        if archive is None:
-            archive = ZipFS(package.base_path)
+        with self._zips_lock:
+            archive = self._zips.get(key)
+            if archive is not None:
+                self._zips.move_to_end(key)
+                return archive
+        archive = ZipFS(package.base_path)  # outside the lock: it reads the directory
+        closing = []
+        with self._zips_lock:
+            if key in self._zips:  # opened by another thread meanwhile
+                closing.append(archive)
+                archive = self._zips[key]
             self._zips[key] = archive
+            while len(self._zips) > MAX_OPEN_ZIPS:
+                closing.append(self._zips.popitem(last=False)[1])
+        for old in closing:
+            old.close()
         return archive
+
+    def open_zip_member(self, package: Package, name: str) -> BinaryIO:
+        """A member's stream; the lock keeps its archive from being closed while it opens
+        (afterwards the stream holds the file open itself)."""
+        with self._zips_lock:
+            return self.zip_fs(package).open(name)
 
 
 Handler = Callable[[Context, Request, dict[str, str]], Awaitable[Response]]
@@ -127,15 +177,17 @@ async def favicon(ctx: Context, request: Request, _: dict[str, str]) -> Response
 
 
 async def search_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
-    async def compute(index: PackageIndex) -> bytes:
-        query = search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+    def parse() -> Filter:
+        return search_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+
+    async def compute(index: PackageIndex, query: Filter) -> bytes:
         matches = search.select(index.indexers, query)
         if ctx.upstream is not None:
             remote = await ctx.upstream.search(_path_and_query(request))
             matches = search.join(matches, remote, query.all_versions)
         return render_search(matches)
 
-    return await _answer(ctx, request, "search", ctx.settings.cache_time.search, compute)
+    return await _answer(ctx, request, "search", ctx.settings.cache_time.search, parse, compute)
 
 
 def render_search(matches: list[search.Match]) -> bytes:
@@ -145,16 +197,18 @@ def render_search(matches: list[search.Match]) -> bytes:
 
 
 async def categories_route(ctx: Context, request: Request, _: dict[str, str]) -> Response:
-    async def compute(index: PackageIndex) -> bytes:
-        query, with_templates = categories_filter(
-            _query(request), ctx.settings.allow_unknown_query_parameters
-        )
+    def parse() -> tuple[Filter, bool]:
+        return categories_filter(_query(request), ctx.settings.allow_unknown_query_parameters)
+
+    async def compute(index: PackageIndex, parsed: tuple[Filter, bool]) -> bytes:
+        query, with_templates = parsed
         counts = count_categories(search.select(index.indexers, query), with_templates)
         if ctx.upstream is not None:
             merge_counts(counts, await ctx.upstream.categories(_path_and_query(request)))
         return dumps(categories_document(counts))
 
-    return await _answer(ctx, request, "categories", ctx.settings.cache_time.categories, compute)
+    seconds = ctx.settings.cache_time.categories
+    return await _answer(ctx, request, "categories", seconds, parse, compute)
 
 
 async def _answer(
@@ -162,25 +216,30 @@ async def _answer(
     request: Request,
     route: str,
     seconds: float,
-    compute: Callable[[PackageIndex], Awaitable[bytes]],
+    parse: Callable[[], Q],
+    compute: Callable[[PackageIndex, Q], Awaitable[bytes]],
 ) -> Response:
-    """A /search or /categories body, computed once per query string and index.
+    """A /search or /categories body, computed once per parsed query and index: requests
+    that differ only in ways the query does not read (order, repeats, build metadata of a
+    version...) share one kept answer.
 
     Proxy mode asks the upstream every time, so nothing is kept there.
     """
     index = ctx.index  # first: a new index empties the kept answers
-    key = route + "?" + request.scope.get("query_string", b"").decode("latin-1")
-    body = None if ctx.upstream else ctx.cached(key)
+    try:
+        query = parse()
+    except QueryError as exc:
+        return bad_request(str(exc), request.method)
+    key = (route, query)
+    body = None if ctx.upstream else ctx.answers.get(key)
     if body is None:
         try:
-            body = await compute(index)
-        except QueryError as exc:
-            return bad_request(str(exc), request.method)
+            body = await compute(index, query)
         except UpstreamError as exc:
             log.error("proxy mode: %s failed: %s", route, exc)
             return internal_error(request.method)
         if ctx.upstream is None:
-            ctx.remember(key, body)
+            ctx.answers.put(key, body)
     return json_response(body, seconds, request.method)
 
 
@@ -245,7 +304,10 @@ async def _package_file(
             ctx, request, name, version, f"/epr/package/{name}-{version}{suffix}"
         )
         return remote or not_found(missing, method)
-    path = str(package.base_path) + (".sig" if suffix.endswith(".sig") else "")
+    path = ctx.real_path(str(package.base_path) + (".sig" if suffix.endswith(".sig") else ""))
+    if path is None:
+        log.error("%s-%s%s leads outside the package paths: not served", name, version, suffix)
+        return not_found(missing, method)
     if suffix == ".zip" and not package.is_zip:
         if not os.path.isdir(path):
             log.error("stat package path failed: %s", path)
@@ -287,16 +349,39 @@ async def static(ctx: Context, request: Request, params: dict[str, str]) -> Resp
     if content is None:
         # spec §3.9: the public cache headers set earlier stay on this 404
         return http_error("resource not found", 404, headers=headers, method=method)
+    if _may_run_script(file):
+        headers.append(("content-security-policy", PACKAGE_DOCUMENT_POLICY))
     return await serve_content(request, content, headers=headers)
+
+
+# Beyond Go: a package's SVG or HTML file opened on the registry's origin may run no script.
+PACKAGE_DOCUMENT_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+_ACTIVE_TYPES = (
+    "text/html",
+    "image/svg+xml",
+    "application/xhtml+xml",
+    "text/xml",
+    "application/xml",
+)
+
+
+def _may_run_script(name: str) -> bool:
+    """A type a browser runs scripts in; or one not known by name (then it is sniffed)."""
+    found = type_for_name(name, None)
+    return found is None or found.split(";")[0].strip().lower() in _ACTIVE_TYPES
 
 
 def _static_content(ctx: Context, package: Package, file: str) -> Content | None:
     if package.is_zip:
+        if ctx.real_path(package.base_path) is None:
+            return None
         archive = ctx.zip_fs(package)
         info = archive.stat(file)
         if info is None or info.is_dir:
             return None
-        return Content(file, info.size, info.mtime, opener=lambda: archive.open(file))
+        # opened again when read: the archive may have been closed meanwhile
+        opener = functools.partial(ctx.open_zip_member, package, file)
+        return Content(file, info.size, info.mtime, opener=opener)
     fs = DirectoryFS(package.base_path)
     info = fs.stat(file)
     real = fs.real_path(file)

@@ -23,6 +23,7 @@ import httpx
 import stamina
 
 from fleetgap import __version__
+from fleetgap.errors import without_userinfo
 from fleetgap.packages import schema
 from fleetgap.packages.categories import CategoryCount
 from fleetgap.packages.model import Package
@@ -119,10 +120,11 @@ class Upstream:
                     async with asyncio.timeout(TIMEOUT):
                         return await self._once(url)
         except TimeoutError:  # a trickle stays a trickle: not retried
-            message = f"no whole answer within {TIMEOUT:g} s"
-            raise UpstreamError(f"can't proxy request to {url}: {message}") from None
+            reason = f"can't proxy request to {url}: no whole answer within {TIMEOUT:g} s"
+            raise UpstreamError(without_userinfo(reason)) from None
         except (httpx.HTTPError, httpx.InvalidURL, _Retry) as exc:
-            raise UpstreamError(f"can't proxy request to {url}: {exc}") from None
+            reason = without_userinfo(f"can't proxy request to {url}: {exc}")
+            raise UpstreamError(reason) from None
         raise AssertionError("unreachable")
 
     async def _once(self, url: str) -> _Answer:
@@ -142,14 +144,15 @@ class Upstream:
 
 
 async def _read_capped(response: httpx.Response, url: str) -> bytes:
+    too_large = without_userinfo(f"can't proxy request to {url}: larger than {MAX_BODY} bytes")
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:
-        raise UpstreamError(f"can't proxy request to {url}: larger than {MAX_BODY} bytes")
+        raise UpstreamError(too_large)
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
         if len(body) > MAX_BODY:
-            raise UpstreamError(f"can't proxy request to {url}: larger than {MAX_BODY} bytes")
+            raise UpstreamError(too_large)
     return bytes(body)
 
 

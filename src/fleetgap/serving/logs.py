@@ -18,12 +18,14 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, AnyStr
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
+from fleetgap.errors import printable, without_userinfo
+from fleetgap.registry.bounded import BoundedCache
 from fleetgap.serving.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
@@ -76,6 +78,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "granian.access": quiet,
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.access": quiet,
+            # httpx and httpcore log every request, URL and user-info included, at INFO
+            # and DEBUG; what fails reaches the log through fleetgap's own messages.
+            "httpx": {"level": logging.WARNING},
+            "httpcore": {"level": logging.WARNING},
         },
     }
 
@@ -104,7 +110,7 @@ class EcsFormatter(logging.Formatter):
                 "file.line": record.lineno,
                 "function": record.funcName,
             },
-            "message": record.getMessage(),
+            "message": without_userinfo(record.getMessage()),
         }
         if record.name == REQUEST_LOGGER:
             del document["log.origin"]  # Go logs requests with WithCaller(false)
@@ -112,8 +118,8 @@ class EcsFormatter(logging.Formatter):
         if isinstance(fields, Mapping):
             document.update(fields)
         if record.exc_info:
-            document["error.message"] = str(record.exc_info[1])
-            document["error.stack_trace"] = self.formatException(record.exc_info)
+            document["error.message"] = without_userinfo(str(record.exc_info[1]))
+            document["error.stack_trace"] = without_userinfo(self.formatException(record.exc_info))
         document["service.name"] = self.service_name
         document["service.version"] = __version__
         if self.environment:
@@ -130,14 +136,14 @@ class ConsoleFormatter(logging.Formatter):
             _timestamp(record.created),
             _ZAP_NAMES.get(record.levelno, record.levelname.lower()).upper(),
             record.name,
-            record.getMessage(),
+            printable(without_userinfo(record.getMessage())),  # a request's path, too
         ]
         fields = getattr(record, "ecs", None)
         if isinstance(fields, Mapping) and fields:
             parts.append(json.dumps(dict(fields), ensure_ascii=False, default=str))
         line = "\t".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + without_userinfo(self.formatException(record.exc_info))
         return line
 
 
@@ -152,7 +158,9 @@ def _timestamp(created: float) -> str:
 class RequestLogMiddleware:
     """One info line per request from logger `http`, with the fields of spec §11.3.
 
-    `/health` (exactly, as Go compares RequestURI) is not logged.
+    `/health` (exactly, as Go compares RequestURI) is not logged. The lines still waiting
+    in the buffer are written when the server shuts the app down (lifespan shutdown, which
+    Granian and uvicorn send on a graceful stop and when a worker is replaced on SIGHUP).
     """
 
     def __init__(self, app: ASGIApp, log: RequestLog | None = None) -> None:
@@ -160,6 +168,9 @@ class RequestLogMiddleware:
         self.log = log or RequestLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flushing_on_shutdown(send))
+            return
         if scope["type"] != "http" or (
             scope.get("path") == "/health" and not scope.get("query_string")
         ):
@@ -172,6 +183,14 @@ class RequestLogMiddleware:
         finally:
             self.log.write(scope, meter.status or 500, meter.written, started)
 
+    def _flushing_on_shutdown(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown"):
+                self.log.flush()
+            await send(message)
+
+        return lifespan_send
+
 
 class RequestLog:
     """Writes the request line of logger `http`.
@@ -179,21 +198,26 @@ class RequestLog:
     With the configuration `configure` installs (the ECS formatter on one stderr handler)
     the line is put together from cached JSON pieces: the bytes `EcsFormatter` would write,
     without a LogRecord or a json.dumps per request (those were a third of a small answer's
-    time). The lines of the requests that finish in one turn of the event loop are written
-    together, with one `write` and `flush` under the handler's lock, at the end of that
-    turn: under load one syscall serves many requests, and no line waits for a timer (a
-    line is out before the loop next waits for the network). Any other set-up (the dev
-    format, a test's capture handler, filters) goes through `logging` as any other record.
+    time). Lines are buffered as nginx's `access_log … buffer= flush=` does: written with one
+    `write` and `flush` under the handler's lock when the buffer holds `buffer_bytes`, or
+    when the oldest line has waited `flush_interval` seconds (one timer per buffer, not per
+    line), and always on `flush()` (lifespan shutdown, exit). `flush_interval` 0 writes the
+    lines of one event-loop turn at the end of that turn. Any other set-up (the dev format,
+    a test's capture handler, filters) goes through `logging` as any other record.
     """
 
-    MAX_PENDING = 256  # lines; a turn that finishes more requests writes them in parts
+    BUFFER_BYTES = 64 << 10  # as nginx's access_log buffer=64k
 
-    def __init__(self) -> None:
+    def __init__(self, flush_interval: float = 1.0, buffer_bytes: int = BUFFER_BYTES) -> None:
         self.logger = logging.getLogger(REQUEST_LOGGER)
+        self.flush_interval = flush_interval
+        self.buffer_bytes = buffer_bytes
         self._checked: logging.Handler | None = None
         self._fast: logging.StreamHandler | None = None  # type: ignore[type-arg]
         self._pending: list[str] = []
+        self._pending_bytes = 0
         self._pending_to: logging.StreamHandler | None = None  # type: ignore[type-arg]
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         atexit.register(self.flush)
 
     def write(self, scope: Scope, status: int, written: int, started_ns: int) -> None:
@@ -216,21 +240,23 @@ class RequestLog:
             self._pending_to = handler
         pending = self._pending
         pending.append(line)
-        if len(pending) >= self.MAX_PENDING:
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= self.buffer_bytes:
             self.flush()
         elif len(pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # not in an event loop: nothing to wait for
-                self.flush()
+            self._schedule_flush()
 
     def flush(self) -> None:
         """Write the lines not yet written."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         handler, pending = self._pending_to, self._pending
         if handler is None or not pending:
             return
         text = "".join(pending)
         pending.clear()
+        self._pending_bytes = 0
         handler.acquire()
         try:
             handler.stream.write(text)
@@ -239,6 +265,17 @@ class RequestLog:
             handler.handleError(logging.makeLogRecord({"msg": text}))
         finally:
             handler.release()
+
+    def _schedule_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in an event loop: nothing to wait for
+            self.flush()
+            return
+        if self.flush_interval > 0:
+            self._timer = loop.call_later(self.flush_interval, self.flush)
+        else:
+            self._timer = loop.call_soon(self.flush)
 
     def _ecs_handler(self) -> logging.StreamHandler | None:  # type: ignore[type-arg]
         root = logging.root
@@ -266,8 +303,9 @@ def ecs_request_line(
     record (same keys, order and escaping); `tail` is the formatter's service fields.
 
     Everything but the timestamp, status, size and duration depends on the request's
-    method, path, query, protocol, client address and three headers: that text is put
-    together once per distinct request and kept (a bounded table)."""
+    method, path, query, protocol, client address and three headers, each cut to its
+    LOGGED_MAX: the text of a small request is put together once and kept (PIECES_BUDGET
+    bytes in all); that of a large one (long headers, a long path) is not kept."""
     host = referer = agent = b""
     for name, value in scope["headers"]:
         if name == b"host":
@@ -279,20 +317,21 @@ def ecs_request_line(
     client = scope.get("client") or ("", 0)
     key = (
         scope.get("method", ""),
-        scope.get("path", ""),
-        scope.get("query_string", b""),
+        _cut(scope.get("path", ""), LOGGED_MAX["url.path"]),
+        _cut(scope.get("query_string", b""), LOGGED_MAX["url.query"]),
         scope.get("http_version", "1.1"),
         client[0],
-        host,
-        referer,
-        agent,
+        _cut(host, LOGGED_MAX["url.domain"]),
+        _cut(referer, LOGGED_MAX["http.request.referer"]),
+        _cut(agent, LOGGED_MAX["user_agent.original"]),
     )
     pieces = _LINE_PIECES.get(key)
     if pieces is None:
-        pieces = _line_pieces(*key)
-        if len(_LINE_PIECES) >= _MAX_LINE_PIECES:
-            del _LINE_PIECES[next(iter(_LINE_PIECES))]
-        _LINE_PIECES[key] = pieces
+        if _key_size(key) > KEEP_MAX:
+            pieces = _line_pieces(*key, keep=False)
+        else:
+            pieces = _line_pieces(*key)
+            _LINE_PIECES.put(key, pieces)
     after_timestamp, after_written = pieces
     return (
         f'{{"log.level": "info", "@timestamp": "{timestamp}{after_timestamp}{status}'
@@ -300,8 +339,37 @@ def ecs_request_line(
     )
 
 
-_MAX_LINE_PIECES = 4096
-_LINE_PIECES: dict[tuple[object, ...], tuple[str, str]] = {}
+# The most of each outside value a request line shows; what is cut ends in CUT_MARK.
+LOGGED_MAX = {
+    "url.path": 2048,
+    "url.query": 2048,
+    "url.domain": 256,
+    "http.request.referer": 1024,
+    "user_agent.original": 512,
+}
+CUT_MARK = "..."
+KEEP_MAX = 1024  # bytes of method, path, query, client and headers: a larger line is not kept
+PIECES_BUDGET = 4 << 20
+
+
+def _cut(value: AnyStr, limit: int) -> AnyStr:
+    if len(value) <= limit:
+        return value
+    mark = CUT_MARK if isinstance(value, str) else CUT_MARK.encode()
+    return value[:limit] + mark
+
+
+def _key_size(key: tuple[object, ...]) -> int:
+    return sum(len(part) if isinstance(part, str | bytes) else 8 for part in key)
+
+
+def _pieces_size(key: tuple[object, ...], pieces: tuple[str, str]) -> int:
+    return 256 + _key_size(key) + len(pieces[0]) + len(pieces[1])
+
+
+_LINE_PIECES: BoundedCache[tuple[object, ...], tuple[str, str]] = BoundedCache(
+    PIECES_BUDGET, _pieces_size
+)
 
 
 def _line_pieces(
@@ -313,18 +381,23 @@ def _line_pieces(
     host: bytes,
     referer: bytes,
     agent: bytes,
+    *,
+    keep: bool = True,
 ) -> tuple[str, str]:
-    """The text between the timestamp and the status, and between the size and the duration."""
+    """The text between the timestamp and the status, and between the size and the duration.
+    `keep=False`: a large request's, put together without filling the small caches."""
     source, source_tail = _source_pieces(str(client))
-    domain, port = _host_pieces(host)
-    opening, middle = _target_pieces(method, path, str(version))
+    domain, port = (_host_pieces if keep else _host_pieces.__wrapped__)(host)
+    target = _target_pieces if keep else _target_pieces.__wrapped__
+    opening, middle = target(method, path, str(version))
+    field = _field_piece if keep else _field_piece.__wrapped__
     after_timestamp = f'{opening}{source}{middle}{domain}, "http.response.code": '
     after_written = "".join(
         (
             source_tail,
-            _field_piece("http.request.referer", referer) if referer else "",
-            _field_piece("user_agent.original", agent) if agent else "",
-            _field_piece("url.query", query) if query else "",
+            field("http.request.referer", referer) if referer else "",
+            field("user_agent.original", agent) if agent else "",
+            field("url.query", query) if query else "",
             port,
             ', "event.duration": ',
         )
@@ -332,7 +405,7 @@ def _line_pieces(
     return after_timestamp, after_written
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _target_pieces(method: str, path: str, version: str) -> tuple[str, str]:
     proto = "HTTP/2.0" if version == "2" else f"HTTP/{version}"
     message = _json(f"{method} {path} {proto}")
@@ -353,7 +426,7 @@ def _host_pieces(host: bytes) -> tuple[str, str]:
     return _json(domain), (f', "url.port": {int(port)}' if port.isdigit() and int(port) else "")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _field_piece(key: str, value: bytes) -> str:
     return f', "{key}": {_json(value.decode("latin-1"))}'
 
@@ -381,11 +454,11 @@ def _now() -> str:
 def request_fields(scope: Scope, status: int, written: int) -> tuple[str, dict[str, Any]]:
     """The request log message and its fields, in Go's order (internal/util/logging.go)."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    host_header = headers.get("host", "")
+    host_header = _cut(headers.get("host", ""), LOGGED_MAX["url.domain"])
     domain, port = _split_host(host_header)
     client = scope.get("client") or ("", 0)
     source = str(client[0])
-    path = scope.get("path", "")
+    path = _cut(scope.get("path", ""), LOGGED_MAX["url.path"])
     fields: dict[str, Any] = {
         "source.address": source,
         "http.request.method": scope.get("method", ""),
@@ -396,11 +469,11 @@ def request_fields(scope: Scope, status: int, written: int) -> tuple[str, dict[s
     }
     fields["source.ip" if _is_ip(source) else "source.domain"] = source
     if referer := headers.get("referer"):
-        fields["http.request.referer"] = referer
+        fields["http.request.referer"] = _cut(referer, LOGGED_MAX["http.request.referer"])
     if agent := headers.get("user-agent"):
-        fields["user_agent.original"] = agent
+        fields["user_agent.original"] = _cut(agent, LOGGED_MAX["user_agent.original"])
     if query := scope.get("query_string", b""):
-        fields["url.query"] = query.decode("latin-1")
+        fields["url.query"] = _cut(query.decode("latin-1"), LOGGED_MAX["url.query"])
     if port.isdigit() and int(port) != 0:
         fields["url.port"] = int(port)
     proto = "HTTP/" + str(scope.get("http_version", "1.1"))

@@ -36,6 +36,12 @@ UNKNOWN_ROUTE = "unknown"
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SIZE_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 64 * 1024, 256 * 1024)
 _HTTP_LABELS = ("code", "method", "path")
+# The method label: any other method a client makes up counts as "other", since each label
+# value is a series kept for the life of the server (and a file in multiprocess mode).
+_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+)
+OTHER_METHOD = "other"
 
 
 @dataclass(frozen=True)
@@ -210,7 +216,8 @@ class RequestMetrics:
     def observe(self, scope: Scope, status: int, written: int, started: float) -> None:
         """Count a finished request; `started` is its `time.perf_counter()` at arrival."""
         elapsed = time.perf_counter() - started
-        key = (status, scope.get("method", ""), route_template(scope))
+        method = scope.get("method", "")
+        key = (status, method if method in _METHODS else OTHER_METHOD, route_template(scope))
         children = self._children.get(key)
         if children is None:
             m = self.metrics
@@ -221,8 +228,7 @@ class RequestMetrics:
                 m.http_request_size_bytes.labels(**labels),
                 m.http_response_size_bytes.labels(**labels),
             )
-            if len(self._children) < 4096:  # bounded: methods are client-chosen strings
-                self._children[key] = children
+            self._children[key] = children
         total, duration, request_size, response_size = children
         total.inc()
         duration.observe(elapsed)
