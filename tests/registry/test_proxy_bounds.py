@@ -126,3 +126,17 @@ def test_a_file_path_is_escaped_in_the_redirect_to_the_upstream(hostile_registry
     assert response.headers["location"] == upstream + "/package/remote/2.0.0/docs/a%3Fb%0D%0Ac.md"
     known = httpx.get(server.url + "/package/remote/2.0.0/", timeout=60)
     assert json.loads(known.text)["format_version"] == "3.0.0"
+
+
+def test_the_redirect_to_the_upstream_never_carries_the_proxy_to_credentials(
+    tmp_path: Path,
+) -> None:
+    hostile = Hostile()
+    with serve_asgi(hostile.app()) as upstream:
+        with_password = upstream.replace("http://", "http://fleet:s3cret@")
+        with proxied(tmp_path, with_password) as server:
+            path = "/package/remote/2.0.0/docs/README.md"
+            response = httpx.get(server.url + path, timeout=60)
+            assert response.status_code == 301
+            assert response.headers["location"] == upstream + path
+            assert "s3cret" not in server.log_text()

@@ -101,7 +101,10 @@ class Upstream:
         return response.content
 
     def file_url(self, path: str) -> str:
-        return self.base_url + quote(path, safe="/$&+,:;=@")
+        """Where a client is sent for an upstream file: the -proxy-to URL without its
+        user-info, which is a secret between fleetgap and the upstream, never handed to
+        every client in a Location header."""
+        return without_userinfo(self.base_url) + quote(path, safe="/$&+,:;=@")
 
     async def _get_json(self, path_and_query: str) -> Any:
         response = await self._get(path_and_query)
