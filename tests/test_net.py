@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from artifacts.conftest import Recorder, ServerThread, serve_downloads
@@ -215,3 +216,84 @@ def test_untrusted_certificate_is_not_retried(tmp_path):
         ca.cert_pem.write_to_path(str(ca_file))
         with Net(NetOptions(ca_cert=ca_file)) as trusting:
             assert trusting.get_bytes(f"{server.url}/downloads/a") == b"a"
+
+
+# --- bounds: sizes, deadlines, redirects ---------------------------------------------------
+
+
+def _endless_app(counter: dict[str, int], length: int | None = None) -> Starlette:
+    """`/endless`: a body that never ends (chunked), or announces `length` bytes."""
+
+    async def endless(request):
+        async def body():
+            while not await request.is_disconnected():
+                counter["sent"] += 1 << 16
+                yield b"\0" * (1 << 16)
+
+        headers = {"content-length": str(length)} if length is not None else {}
+        return StreamingResponse(body(), headers=headers)
+
+    return Starlette(routes=[Route("/endless", endless)])
+
+
+def test_a_download_stops_at_the_limit_and_leaves_no_part(tmp_path):
+    counter = {"sent": 0}
+    part = tmp_path / "f.part"
+    with (
+        ServerThread(_endless_app(counter)) as server,
+        Net(QUICK) as net,
+        pytest.raises(NetError, match=r"more than the 1048576 bytes expected"),
+    ):
+        net.download(f"{server.url}/endless", part, limit=1 << 20)
+    assert not part.exists()
+    assert counter["sent"] < 64 << 20  # stopped, not read on to the end of the disk
+
+
+def test_an_announced_size_beyond_the_limit_is_refused_before_reading(tmp_path):
+    counter = {"sent": 0}
+    with (
+        ServerThread(_endless_app(counter, length=5 << 30)) as server,
+        Net(QUICK) as net,
+        pytest.raises(NetError, match=r"larger than 1048576 bytes \(5368709120 announced\)"),
+    ):
+        net.download(f"{server.url}/endless", tmp_path / "f.part", limit=1 << 20)
+    assert counter["sent"] < 64 << 20
+
+
+def test_get_bytes_meets_its_overall_deadline(tmp_path):
+    async def trickle(request):
+        async def body():
+            while not await request.is_disconnected():
+                yield b"x"
+                await asyncio.sleep(0.2)  # every read succeeds: only a deadline ends it
+
+        return StreamingResponse(body())
+
+    app = Starlette(routes=[Route("/t", trickle)])
+    with (
+        ServerThread(app) as server,
+        Net(QUICK) as net,
+        pytest.raises(NetError, match="timed out"),
+    ):
+        net.get_bytes(f"{server.url}/t", deadline=1.0)
+
+
+def test_same_origin_redirects_only(tmp_path):
+    async def target(request):
+        return Response(b"payload")
+
+    with ServerThread(Starlette(routes=[Route("/t", target)])) as other:
+
+        async def moved(request):
+            where = request.query_params["to"]
+            return RedirectResponse(other.url + "/t" if where == "other" else "/here/t", 302)
+
+        routes = [Route("/r", moved), Route("/here/t", target)]
+        with ServerThread(Starlette(routes=routes)) as server:
+            same = NetOptions(attempts=1, same_origin_redirects=True)
+            with Net(same) as net:
+                assert net.get_bytes(f"{server.url}/r?to=here") == b"payload"
+                with pytest.raises(NetError, match="redirect to another origin refused"):
+                    net.get_bytes(f"{server.url}/r?to=other")
+            with Net(NetOptions(attempts=1)) as net:  # the default follows, as before
+                assert net.get_bytes(f"{server.url}/r?to=other") == b"payload"

@@ -17,6 +17,7 @@ import queue
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from fleetgap.errors import FleetgapError, without_userinfo
 USER_AGENT = f"fleetgap/{__version__}"
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
+# Elastic's largest artifact (a full Elasticsearch or agent package) is about 1.5 GB.
+MAX_DOWNLOAD = 4 << 30
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
@@ -44,6 +47,8 @@ class NetOptions:
     wait_initial: float = 1.0
     wait_max: float = 60.0
     connections: int = 8
+    # Follow a redirect only to the same scheme, host and port (no https -> http).
+    same_origin_redirects: bool = False
 
 
 class NetError(FleetgapError):
@@ -98,20 +103,35 @@ class Net:
             for client in (*self._retired, self.client):
                 client.close()
 
-    def get_bytes(self, url: str, limit: int = 1 << 20) -> bytes:
-        """The body of a small file (at most `limit` bytes), with retries."""
+    def get_bytes(self, url: str, limit: int = 1 << 20, deadline: float | None = None) -> bytes:
+        """The body of a small file (at most `limit` bytes), with retries; with `deadline`,
+        the whole of it (retries included) within that many seconds."""
+        end = None if deadline is None else time.monotonic() + deadline
 
         def once(client: httpx.Client) -> bytes:
-            with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
+            timeout = self._timeout(url, end)
+            headers = {"Accept-Encoding": "identity"}
+            with client.stream("GET", url, headers=headers, timeout=timeout) as r:
                 _check_status(r, url)
+                _check_length(r, url, limit)
                 body = bytearray()
                 for chunk in r.iter_bytes():
                     body += chunk
                     if len(body) > limit:
                         raise NetError(url, f"larger than {limit} bytes")
+                    if end is not None and time.monotonic() > end:
+                        raise NetError(url, f"timed out: no whole answer within {deadline:g} s")
                 return bytes(body)
 
         return self._retrying(url, once)
+
+    def _timeout(self, url: str, end: float | None) -> float:
+        if end is None:
+            return self.options.timeout
+        left = end - time.monotonic()
+        if left <= 0:
+            raise NetError(url, "timed out: deadline passed before the request")
+        return min(self.options.timeout, left)
 
     def content_length(self, url: str) -> int | None:
         """Size from a HEAD request (None when the server does not say)."""
@@ -124,8 +144,13 @@ class Net:
 
         return self._retrying(url, once)
 
-    def download(self, url: str, part: Path, progress: Progress | None = None) -> Download:
+    def download(
+        self, url: str, part: Path, progress: Progress | None = None, limit: int = MAX_DOWNLOAD
+    ) -> Download:
         """Fetch `url` into `part`, resuming what a previous call left there.
+
+        The file may not grow past the size the server announced, nor past `limit` bytes:
+        either stops the download, removes the part and raises NetError (not retried).
 
         Beside `part` a small `<part>.meta` remembers the URL and the validator (strong ETag
         or Last-Modified) sent as `If-Range`, so a changed upstream file restarts from zero.
@@ -134,7 +159,7 @@ class Net:
         received = [0]  # over all attempts, failed ones included
 
         def once(client: httpx.Client) -> Download:
-            return _download_once(client, url, part, progress, received)
+            return _download_once(client, url, part, progress, received, limit)
 
         result = self._retrying(url, once)
         return Download(result.path, result.size, result.digest, result.resumed_from, received[0])
@@ -178,12 +203,14 @@ def make_client(options: NetOptions) -> httpx.Client:
             verify = ssl.create_default_context(cafile=str(options.ca_cert))
         except (OSError, ssl.SSLError) as exc:
             raise FleetgapError(f"cannot use CA bundle {options.ca_cert}: {exc}") from None
+    hooks = {"response": [_refuse_other_origin]} if options.same_origin_redirects else {}
     try:
         return httpx.Client(
             proxy=options.proxy,
             verify=verify,
             timeout=httpx.Timeout(options.timeout),
             follow_redirects=True,
+            event_hooks=hooks,
             headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(
                 max_connections=options.connections,
@@ -193,6 +220,32 @@ def make_client(options: NetOptions) -> httpx.Client:
     except (ValueError, httpx.InvalidURL) as exc:
         proxy = without_userinfo(repr(options.proxy))
         raise FleetgapError(f"bad proxy URL {proxy}: {without_userinfo(str(exc))}") from None
+
+
+def _refuse_other_origin(response: httpx.Response) -> None:
+    if not response.has_redirect_location:
+        return
+    source = response.request.url
+    target = source.join(response.headers["location"])
+    if _origin(target) != _origin(source):
+        reason = f"redirect to another origin refused: {_origin_text(target)!r}"
+        raise NetError(str(source), reason)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _origin_text(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _check_length(response: httpx.Response, url: str, limit: int) -> None:
+    """Refuse before reading a body the server itself says is too long."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise NetError(url, f"larger than {limit} bytes (Content-Length {int(length)})")
 
 
 def part_meta(part: Path) -> Path:
@@ -243,7 +296,12 @@ def _check_status(response: httpx.Response, url: str) -> None:
 
 
 def _download_once(
-    client: httpx.Client, url: str, part: Path, progress: Progress | None, counter: list[int]
+    client: httpx.Client,
+    url: str,
+    part: Path,
+    progress: Progress | None,
+    counter: list[int],
+    limit: int,
 ) -> Download:
     meta = part_meta(part)
     offset = part.stat().st_size if part.exists() else 0
@@ -278,13 +336,20 @@ def _download_once(
             length = response.headers.get("content-length")
             total = int(length) if length and length.isdigit() else None
             _write_validator(meta, url, response)
+        if total is not None and total > limit:
+            discard_part(part)
+            raise NetError(url, f"larger than {limit} bytes ({total} announced)")
+        cap = limit if total is None else total
         if progress:
             progress.start(total, offset)
-        received = 0
+        received, overflow = 0, False
         with open(part, mode) as handle:
             writer = _HashingWriter(handle, digest)
             try:
                 for chunk in response.iter_raw():
+                    if offset + received + len(chunk) > cap:
+                        overflow = True
+                        break
                     writer.put(chunk)
                     received += len(chunk)
                     counter[0] += len(chunk)
@@ -292,6 +357,9 @@ def _download_once(
                         progress.advance(len(chunk))
             finally:
                 writer.close()  # what arrived is on disk even when the connection broke
+    if overflow:
+        discard_part(part)
+        raise NetError(url, f"more than the {cap} bytes expected; download stopped")
     size = offset + received
     if total is not None and size != total:
         raise _Transient(f"connection closed after {size} of {total} bytes")

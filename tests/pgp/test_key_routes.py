@@ -229,18 +229,6 @@ def test_without_upstream_or_keys_the_endpoint_says_404_upstream(tmp_path: Path,
     assert json.loads(response.text)["message"] == "upstream http server status error: 404"
 
 
-def test_html_from_upstream_is_served_verbatim_and_persists(tmp_path: Path, tls: TLS) -> None:
-    page = b"<html><body>captive portal</body></html>"
-    with (
-        upstream(tls, page) as (url, _, _),
-        fleet(tmp_path, tls, upstream_url=url, upstream_ca=tls.ca_pem) as client,
-    ):
-        response = client.get(PATH.format("9.1.0"))
-    assert response.content == page
-    assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert (tmp_path / "keys" / "default.pgp").read_bytes() == page
-
-
 @pytest.mark.parametrize("name", ["GPG-KEY-elastic-agent", "GPG-KEY-elasticsearch"])
 def test_published_keys_are_served_from_the_data_dir(tmp_path: Path, tls: TLS, name: str) -> None:
     with fleet(tmp_path, tls) as client:

@@ -24,7 +24,7 @@ from typing import Protocol
 from fleetgap.artifacts.catalogue import Artifact
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
 from fleetgap.errors import FleetgapError
-from fleetgap.net import Net, NetError, NetOptions, Progress, discard_part
+from fleetgap.net import MAX_DOWNLOAD, Net, NetError, NetOptions, Progress, discard_part
 from fleetgap.pgp.elastic_key import elastic_signing_keys
 from fleetgap.pgp.keys import PublicKey
 from fleetgap.pgp.sha512 import expected_sha512
@@ -114,8 +114,10 @@ def mirror(
     net_options: NetOptions | None = None,
     parallel: int = 4,
     progress: ProgressFactory | None = None,
+    max_size: int = MAX_DOWNLOAD,
 ) -> MirrorReport:
-    """Fetch, verify and publish every artifact; failures are reported, never published."""
+    """Fetch, verify and publish every artifact; failures are reported, never published.
+    A binary larger than its announced size or than `max_size` fails and leaves no part."""
     if not keys:
         raise FleetgapError("no trusted signing key to verify artifacts with")
     if parallel < 1:
@@ -130,7 +132,7 @@ def mirror(
     with exclusive(data.load_lock, "fleetgap artifacts mirror"):
         pruned = prune_stale(data.incoming, STALE_PART_SECONDS)
         with Net(options) as net:
-            job = _Job(net, data, tuple(keys), source, progress)
+            job = _Job(net, data, tuple(keys), source, progress, max_size)
             outcomes = _run_all(job.run, unique, parallel)
     return MirrorReport(outcomes, time.monotonic() - started, pruned)
 
@@ -181,6 +183,7 @@ class _Job:
     keys: tuple[PublicKey, ...]
     source: str
     progress: ProgressFactory | None
+    max_size: int
 
     def run(self, artifact: Artifact) -> Outcome:
         directory, name = artifact.path.rsplit("/", 1)
@@ -214,12 +217,12 @@ class _Job:
         except SignatureError as exc:
             return Outcome(artifact, url, FAILED, reason=f"bad signature: {exc}")
         progress = self.progress(artifact) if self.progress else None
-        got = self.net.download(url, part, progress)
+        got = self.net.download(url, part, progress, self.max_size)
         received = got.received
         if got.sha512 != expected and got.resumed_from:
             # The kept part may predate an upstream change the validator missed: once afresh.
             discard_part(part)
-            got = self.net.download(url, part, progress)
+            got = self.net.download(url, part, progress, self.max_size)
             received += got.received
         if got.sha512 != expected:
             discard_part(part)

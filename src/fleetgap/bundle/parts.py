@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,10 @@ TRAILER_MAGIC = b"FLEETGAP-BUNDLE-PART "
 PART_FORMAT = "fleetgap-bundle-part"
 _PART_SUFFIX = re.compile(r"\.(\d{3,})$")
 _CHUNK = 1 << 20
+# Refused in the trailer, before anything is counted or listed: `--split 100MB` of a 1 TB
+# bundle makes 10,000 parts.
+MAX_PARTS = 99_999
+_LISTED = 10  # missing parts named in an error, the rest counted
 
 
 class PartError(FleetgapError):
@@ -116,9 +121,21 @@ def _decode_trailer(block: bytes, path: Path) -> Trailer:
             raise damaged
     except (TypeError, AssertionError):
         raise damaged from None
-    if not (isinstance(trailer.part, int) and 1 <= trailer.part <= trailer.parts):
+    if not all(type(n) is int for n in (trailer.part, trailer.parts, trailer.payload_size)):
         raise damaged
+    if not 1 <= trailer.part <= trailer.parts:
+        raise damaged
+    if trailer.parts > MAX_PARTS:
+        raise PartError(f"{path}: its trailer claims {trailer.parts} parts (at most {MAX_PARTS})")
     return trailer
+
+
+def first_missing(found: Collection[int], parts: int) -> tuple[list[int], str]:
+    """The first few missing part numbers, and " and N more" for the rest (or "")."""
+    missing = (index for index in range(1, parts + 1) if index not in found)
+    listed = list(itertools.islice(missing, _LISTED))
+    rest = parts - len(found) - len(listed)
+    return listed, f" and {rest} more" if rest > 0 else ""
 
 
 def expand_paths(paths: Sequence[Path]) -> list[Path]:
@@ -162,12 +179,12 @@ def open_parts(paths: Sequence[Path]) -> list[Part]:
             other = by_index[part.trailer.part]
             raise PartError(f"{part.path} and {other.path} are both part {part.trailer.part}")
         by_index[part.trailer.part] = part
-    missing = [i for i in range(1, first.parts + 1) if i not in by_index]
-    if missing:
-        names = ", ".join(_expected_name(parts[0], i) for i in missing)
+    if len(by_index) != first.parts:
+        listed, more = first_missing(by_index, first.parts)
+        names = ", ".join(_expected_name(parts[0], i) for i in listed)
         raise PartError(
             f"bundle {first.bundle_id} has {first.parts} parts; missing part(s) "
-            f"{', '.join(map(str, missing))} ({names})"
+            f"{', '.join(map(str, listed))}{more} ({names})"
         )
     return [by_index[i] for i in range(1, first.parts + 1)]
 

@@ -25,7 +25,8 @@ from fleetgap.bundle.manifest import (
     Manifest,
     decode_manifest,
 )
-from fleetgap.bundle.parts import Part, PartError, PayloadReader, read_trailer
+from fleetgap.bundle.parts import Part, PartError, PayloadReader, first_missing, read_trailer
+from fleetgap.bundle.tar_headers import BoundedTarInfo
 from fleetgap.errors import FleetgapError
 
 _CHUNK = 1 << 20
@@ -65,11 +66,13 @@ def find_parts(files: Sequence[Path]) -> list[Part]:
                 f"part {part.trailer.part}"
             )
         by_index[part.trailer.part] = part
-    missing = [index for index in range(1, first.parts + 1) if index not in by_index]
-    if missing:
+    if len(by_index) != first.parts:
         stem = _stem(parts[0].path)
-        names = ", ".join(f"{stem}.{index:03d}" for index in missing)
-        raise BundleError(f"bundle {first.bundle_id} has {first.parts} parts; missing: {names}")
+        listed, more = first_missing(by_index, first.parts)
+        names = ", ".join(f"{stem}.{index:03d}" for index in listed)
+        raise BundleError(
+            f"bundle {first.bundle_id} has {first.parts} parts; missing: {names}{more}"
+        )
     return [by_index[index] for index in range(1, first.parts + 1)]
 
 
@@ -101,7 +104,9 @@ class BundleReader:
         self._pending: tarfile.TarInfo | None = None
         self._seen: set[str] = set()
         try:
-            self._tar = tarfile.open(fileobj=self.payload, mode="r|", bufsize=_CHUNK)  # noqa: SIM115
+            self._tar = tarfile.open(  # noqa: SIM115
+                fileobj=self.payload, mode="r|", bufsize=_CHUNK, tarinfo=BoundedTarInfo
+            )
             first = self._next()
             if first is None or first.name != MANIFEST_NAME:
                 found = "nothing" if first is None else repr(first.name)

@@ -29,6 +29,7 @@ from fleetgap.artifacts.agent_upgrade import UpgradeCheck, fleet_key_url, verify
 from fleetgap.artifacts.catalogue import Artifact, check_version, load_catalogue
 from fleetgap.artifacts.urls import compose_url
 from fleetgap.errors import FleetgapError
+from fleetgap.net import MAX_DOWNLOAD
 from fleetgap.ops import defend_doctor
 from fleetgap.ops.checks import FAIL, OK, SKIP, Check, CheckResult, run_checks
 from fleetgap.ops.probe import Probe, ProbeError, origin
@@ -43,6 +44,10 @@ SETUP_PACKAGES = ("system", "elastic_agent", "fleet_server")  # spec: kibana-fle
 PRODUCTS = ("elastic-agent", "fleet-server", "endpoint-security")
 ARCHIVES = ("tar.gz", "zip")  # what agents download (spec: agent-artifacts §1)
 EXPIRY_MARGIN = datetime.timedelta(days=30)
+# Downloads stop past these: Elastic's largest package zip is about 100 MB, and a .sha512
+# or .asc is well under a kilobyte.
+MAX_PACKAGE_BYTES = 512 << 20
+SIDECAR = 1 << 20
 # catalogue platform -> the agent's (GOOS, GOARCH)
 AGENT_RUNTIME = {
     "linux-x86_64": ("linux", "amd64"),
@@ -254,10 +259,11 @@ class _Doctor:
                 _fix_signature(label),
             )
         try:
-            signature = self.probe.get(_join(self.o.registry, signature_path)).content
+            signature = self.probe.get(_join(self.o.registry, signature_path), SIDECAR).content
             with tempfile.TemporaryDirectory(prefix="fleetgap-doctor-") as tmp:
                 archive = Path(tmp) / f"{label}.zip"
-                self.probe.download(_join(self.o.registry, item.get("download", "")), archive)
+                url = _join(self.o.registry, item.get("download", ""))
+                self.probe.download(url, archive, MAX_PACKAGE_BYTES)
                 verdict = verify_package(archive, key, signature)
         except ProbeError as exc:
             return CheckResult(check_id, "packages", FAIL, str(exc), _fix_signature(label))
@@ -383,8 +389,8 @@ class _Doctor:
         with tempfile.TemporaryDirectory(prefix="fleetgap-doctor-") as tmp:
             target = Path(tmp) / artifact.name
             try:
-                for suffix in ("", ".sha512", ".asc"):
-                    self.probe.download(url + suffix, Path(f"{target}{suffix}"))
+                for suffix, limit in (("", MAX_DOWNLOAD), (".sha512", SIDECAR), (".asc", SIDECAR)):
+                    self.probe.download(url + suffix, Path(f"{target}{suffix}"), limit)
                 checked = check_artifact(target, [(str(self.o.key_url), key)])
             except ProbeError as exc:
                 return CheckResult(check_id, "artifacts", FAIL, str(exc), fix)

@@ -2,6 +2,8 @@
 
 No retries here (a doctor measures, an agent retries): every failure is a `ProbeError`
 whose message says what happened in one line — refused, timed out, not trusted, a status.
+No redirect to another origin (scheme, host, port) is followed, and no body is read past
+the size it is expected to have.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import httpx
 from cryptography import x509
 
 from fleetgap.errors import FleetgapError, without_userinfo
-from fleetgap.net import NetOptions, make_client
+from fleetgap.net import NetError, NetOptions, make_client
 
 
 class ProbeError(FleetgapError):
@@ -43,7 +45,13 @@ class Probe:
     def __init__(self, ca_cert: Path | None, timeout: float) -> None:
         self.ca_cert = ca_cert
         self.timeout = timeout
-        self.net = NetOptions(ca_cert=ca_cert, timeout=timeout, attempts=1, retry_for=timeout)
+        self.net = NetOptions(
+            ca_cert=ca_cert,
+            timeout=timeout,
+            attempts=1,
+            retry_for=timeout,
+            same_origin_redirects=True,
+        )
         self.client = make_client(self.net)
 
     def close(self) -> None:
@@ -53,8 +61,8 @@ class Probe:
         """GET, the body read (at most `limit` bytes); a status >= 400 raises."""
         return self._request("GET", url, limit)
 
-    def download(self, url: str, path: Path) -> int:
-        """GET `url` into `path`, streamed; the number of bytes written."""
+    def download(self, url: str, path: Path, limit: int) -> int:
+        """GET `url` into `path`, streamed, at most `limit` bytes; the number written."""
         try:
             with (
                 self.client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r,
@@ -62,10 +70,13 @@ class Probe:
             ):
                 if r.status_code >= 400:
                     raise ProbeError(url, f"HTTP {r.status_code}", r.status_code)
+                _check_length(url, r, limit)
                 for chunk in r.iter_bytes(1 << 20):
                     out.write(chunk)
+                    if out.tell() > limit:
+                        raise ProbeError(url, f"more than {limit} bytes; download stopped")
                 return out.tell()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, NetError) as exc:
             raise self._error(url, exc) from None
 
     def exists(self, url: str) -> int | None:
@@ -77,19 +88,23 @@ class Probe:
     def _request(self, method: str, url: str, limit: int) -> httpx.Response:
         try:
             with self.client.stream(method, url, headers={"Accept-Encoding": "identity"}) as r:
+                if method != "HEAD" and r.status_code < 400:
+                    _check_length(url, r, limit)
                 body = bytearray()
                 for chunk in r.iter_bytes():
                     body += chunk
                     if len(body) > limit:
                         raise ProbeError(url, f"larger than {limit} bytes")
                 response = httpx.Response(r.status_code, headers=r.headers, content=bytes(body))
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, NetError) as exc:
             raise self._error(url, exc) from None
         if response.status_code >= 400:
             raise ProbeError(url, f"HTTP {response.status_code}", response.status_code)
         return response
 
     def _error(self, url: str, exc: Exception) -> ProbeError:
+        if isinstance(exc, NetError):  # a redirect to another origin
+            return ProbeError(url, exc.reason)
         if isinstance(exc, httpx.TimeoutException):
             return ProbeError(url, f"no answer within {self.timeout:g} s")
         if isinstance(exc, httpx.ConnectError):
@@ -139,6 +154,12 @@ def origin(url: str) -> tuple[str, str, int] | None:
     except ValueError:
         return None
     return parts.scheme, parts.hostname, port
+
+
+def _check_length(url: str, response: httpx.Response, limit: int) -> None:
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise ProbeError(url, f"larger than {limit} bytes ({int(length)} announced)")
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:

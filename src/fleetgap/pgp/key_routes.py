@@ -6,9 +6,10 @@ Fleet Server's `server.pgp.upstream_url` and the agent's default remote key URL 
 `GET /api/agents/upgrades/{major}.{minor}.{patch}/pgp-public-key` behaves as Fleet Server
 v9.5.2 does (spec: fleet-server-pgp §1–§6): rate limiter, then integer parameter binding,
 then the `Elastic-Api-Version` check, then TLS, then the key from the memory cache (30 min),
-else `DATA/keys/default.pgp` (mode exactly 0600), else the upstream URL (fetched once, kept
-in memory and written to `default.pgp`). With no upstream URL, fleetgap's own
-`DATA/keys/GPG-KEY-elastic-agent` plays the upstream (served, not copied).
+else `DATA/keys/default.pgp` (mode exactly 0600), else the upstream URL, fetched as
+upstream_key.py says (one certificate or nothing, same-origin redirects, one fetch at a
+time with a deadline), kept in memory and written to `default.pgp`. With no upstream URL,
+fleetgap's own `DATA/keys/GPG-KEY-elastic-agent` plays the upstream (served, not copied).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from fleetgap.net import Net, NetError, NetOptions
+from fleetgap.errors import FleetgapError
+from fleetgap.net import NetError, NetOptions
 from fleetgap.pgp.keys import served_key_problem, write_atomic
+from fleetgap.pgp.upstream_key import DEADLINE, FAILURE_TTL, UpstreamKey
 from fleetgap.store import inside
 
 log = logging.getLogger("fleetgap.pgp")
@@ -63,17 +66,29 @@ def key_routes(
     *,
     upstream_url: str | None = None,
     upstream_ca: Path | None = None,
-    upstream_timeout: float = 600.0,
+    upstream_deadline: float = DEADLINE,
+    failure_ttl: float = FAILURE_TTL,
     require_tls: bool = True,
     limits: PgpLimits | None = None,
     cache_ttl: float = CACHE_TTL,
 ) -> list[BaseRoute]:
     """Starlette routes for the key URLs; `data_dir` is the fleetgap data directory."""
     keys_dir = Path(data_dir) / "keys"
+    upstream = None
+    if upstream_url is not None:
+        options = NetOptions(
+            ca_cert=upstream_ca, timeout=upstream_deadline, attempts=1, same_origin_redirects=True
+        )
+        upstream = UpstreamKey(
+            upstream_url,
+            options,
+            deadline=upstream_deadline,
+            failure_ttl=failure_ttl,
+            on_key=lambda key: _store(keys_dir / KEY_FILE, key),
+        )
     endpoint = _FleetKeyEndpoint(
         keys_dir,
-        upstream_url=upstream_url,
-        net=NetOptions(ca_cert=upstream_ca, timeout=upstream_timeout, attempts=1),
+        upstream=upstream,
         require_tls=require_tls,
         limiter=_Limiter(limits or PgpLimits()),
         cache_ttl=cache_ttl,
@@ -132,10 +147,9 @@ class _CheckedKeys:
 
 
 class _FleetKeyEndpoint:
-    def __init__(self, keys_dir, *, upstream_url, net, require_tls, limiter, cache_ttl) -> None:
+    def __init__(self, keys_dir, *, upstream, require_tls, limiter, cache_ttl) -> None:
         self.keys_dir = keys_dir
-        self.upstream_url = upstream_url
-        self.net = net
+        self.upstream: UpstreamKey | None = upstream
         self.require_tls = require_tls
         self.limiter = limiter
         self.cache_ttl = cache_ttl
@@ -204,7 +218,7 @@ class _FleetKeyEndpoint:
         return await self._upstream(path)
 
     async def _upstream(self, path: Path) -> Response:
-        if self.upstream_url is None:
+        if self.upstream is None:
             local = self.keys_dir / PUBLISHED_KEYS[0]
             try:
                 body = await run_in_threadpool(self.checked.read, local)
@@ -215,18 +229,13 @@ class _FleetKeyEndpoint:
             self._remember(path, body)
             return _key_response(body)
         try:
-            body = await run_in_threadpool(self._fetch)
+            body = await self.upstream.get()  # stored in default.pgp by the fetch itself
         except NetError as exc:
             return _upstream_error(exc)
-        if await run_in_threadpool(served_key_problem, body) is not None:
-            return _error(500, "BadRequest", "upstream key holds more than one key")
+        except FleetgapError as exc:  # UpstreamKeyError (not one certificate), a bad CA file
+            return _error(500, "BadRequest", str(exc))
         self._remember(path, body)
-        await run_in_threadpool(_store, path, body)
         return _key_response(body)
-
-    def _fetch(self) -> bytes:
-        with Net(self.net) as net:
-            return net.get_bytes(self.upstream_url or "", limit=16 << 20)
 
     def _remember(self, path: Path, body: bytes, info: os.stat_result | None = None) -> None:
         self.cache[str(path)] = (time.monotonic() + self.cache_ttl, body, _identity(info))

@@ -3,13 +3,21 @@
 spec: epr-api §4.7. /search and /categories forward the same path and query; a package,
 artifact or static lookup that misses locally asks `<proxy-to>/package/<n>/<v>/`. Files
 of upstream packages are answered with a 301 to the upstream.
+
+The upstream is outside: each answer is read with a byte cap and within an overall deadline
+(as Go's http.Client.Timeout, body included), and only a valid package name is ever put into
+an upstream URL (a `?`, `#`, `/` or CR LF from a client's path would change the request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import stamina
@@ -23,8 +31,11 @@ from fleetgap.packages.render import render_search_item
 from fleetgap.packages.search import Match
 from fleetgap.semver import SemverError, Version
 
-TIMEOUT = 10.0  # seconds, as the Go registry's proxy client
+TIMEOUT = 10.0  # seconds for one whole answer, as the Go registry's proxy client
 ATTEMPTS = 5  # the first try and four retries
+# epr.elastic.co's largest answer, /search?all=true&prerelease=true, is a few MB.
+MAX_BODY = 64 << 20
+PACKAGE_NAME = re.compile(r"^[a-z0-9_]+$")  # what EPR accepts as a package name
 
 
 class UpstreamError(Exception):
@@ -33,6 +44,12 @@ class UpstreamError(Exception):
 
 class _Retry(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    content: bytes
 
 
 # Upstream objects are JSON, not manifests: every field is read by its JSON name.
@@ -72,8 +89,11 @@ class Upstream:
         ]
 
     async def package(self, name: str, version: str) -> bytes | None:
-        """The upstream /package/<n>/<v>/ document, or None when upstream has no such package."""
-        response = await self._get(f"/package/{name}/{version}/")
+        """The upstream /package/<n>/<v>/ document, or None when upstream has no such package
+        (an invalid name is not asked about)."""
+        if not PACKAGE_NAME.fullmatch(name):
+            return None
+        response = await self._get(f"/package/{name}/{quote(version, safe='+')}/")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -81,7 +101,10 @@ class Upstream:
         return response.content
 
     def file_url(self, path: str) -> str:
-        return self.base_url + path
+        """Where a client is sent for an upstream file: the -proxy-to URL without its
+        user-info, which is a secret between fleetgap and the upstream, never handed to
+        every client in a Location header."""
+        return without_userinfo(self.base_url) + quote(path, safe="/$&+,:;=@")
 
     async def _get_json(self, path_and_query: str) -> Any:
         response = await self._get(path_and_query)
@@ -90,28 +113,50 @@ class Upstream:
         except ValueError as exc:
             raise UpstreamError(f"upstream answered invalid JSON: {exc}") from None
 
-    async def _get(self, path_and_query: str) -> httpx.Response:
+    async def _get(self, path_and_query: str) -> _Answer:
         url = self.base_url + path_and_query
         try:
             async for attempt in stamina.retry_context(
                 on=(httpx.TransportError, _Retry), attempts=ATTEMPTS, wait_max=15.0
             ):
                 with attempt:
-                    response = await self.client.get(url)
-                    if response.status_code >= 500 or response.status_code == 429:
-                        raise _Retry(f"upstream status {response.status_code}")
-                    ok = 200 <= response.status_code < 300
-                    media = response.headers.get("content-type", "")
-                    if ok and not media.startswith("application/json"):
-                        raise _Retry(f"unexpected content type: {media}")
-                    return response
-        except (httpx.HTTPError, _Retry) as exc:
+                    async with asyncio.timeout(TIMEOUT):
+                        return await self._once(url)
+        except TimeoutError:  # a trickle stays a trickle: not retried
+            reason = f"can't proxy request to {url}: no whole answer within {TIMEOUT:g} s"
+            raise UpstreamError(without_userinfo(reason)) from None
+        except (httpx.HTTPError, httpx.InvalidURL, _Retry) as exc:
             reason = without_userinfo(f"can't proxy request to {url}: {exc}")
             raise UpstreamError(reason) from None
         raise AssertionError("unreachable")
 
+    async def _once(self, url: str) -> _Answer:
+        async with self.client.stream("GET", url) as response:
+            status = response.status_code
+            if status >= 500 or status == 429:
+                raise _Retry(f"upstream status {status}")
+            media = response.headers.get("content-type", "")
+            if 200 <= status < 300 and not media.startswith("application/json"):
+                raise _Retry(f"unexpected content type: {media}")
+            if status == 404:
+                return _Answer(status, b"")
+            return _Answer(status, await _read_capped(response, url))
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _read_capped(response: httpx.Response, url: str) -> bytes:
+    too_large = without_userinfo(f"can't proxy request to {url}: larger than {MAX_BODY} bytes")
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise UpstreamError(too_large)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise UpstreamError(too_large)
+    return bytes(body)
 
 
 def remote_package(item: dict[str, Any]) -> Package:
