@@ -132,7 +132,7 @@ def _stage_artifact(
     part = cache.incoming / "defend" / f"{entry.encoded_sha256}.part"
     bar = _Capped(progress(entry.name) if progress else None, entry.encoded_size, origin)
     try:
-        net.download(defend.artifact_url(source, entry), part, bar)
+        net.download(defend.artifact_url(source, entry), part, bar, limit=entry.encoded_size)
         defend.check_artifact_file(part, entry, origin)
     except BaseException:
         discard_part(part)

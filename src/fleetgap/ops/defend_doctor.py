@@ -85,7 +85,7 @@ def _artifact_problems(probe: Probe, base: str, manifest: defend.DefendManifest)
             target = Path(tmp) / "artifact"
             url = defend.artifact_url(base, entry)
             try:
-                _download(probe, url, target, limit=entry.encoded_size)
+                probe.download(url, target, limit=entry.encoded_size)
                 defend.check_artifact_file(target, entry, entry.name)
             except ProbeError as exc:
                 status = f"HTTP {exc.status}" if exc.status else exc.reason
@@ -95,25 +95,6 @@ def _artifact_problems(probe: Probe, base: str, manifest: defend.DefendManifest)
             finally:
                 target.unlink(missing_ok=True)
     return problems
-
-
-def _download(probe: Probe, url: str, path: Path, limit: int) -> None:
-    """GET into `path`, stopping past `limit` bytes (the size the manifest entry gives)."""
-    import httpx
-
-    try:
-        with (
-            probe.client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r,
-            open(path, "wb") as out,
-        ):
-            if r.status_code >= 400:
-                raise ProbeError(url, f"HTTP {r.status_code}", r.status_code)
-            for chunk in r.iter_bytes(1 << 20):
-                out.write(chunk)
-                if out.tell() > limit:
-                    raise ProbeError(url, f"more than the {limit} bytes its entry says")
-    except httpx.HTTPError as exc:
-        raise ProbeError(url, str(exc) or type(exc).__name__) from None
 
 
 def _age(zip_bytes: bytes) -> str:
