@@ -34,6 +34,15 @@ def upstream(tmp_path):
         yield data, s.url
 
 
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory) -> tuple[SecretKey, Path, Path]:
+    """The bundle signer: the key, its secret file for --sign-key, its public for --trust-key."""
+    folder = tmp_path_factory.mktemp("signer")
+    key = SecretKey.generate("bundle signer")
+    key.write(folder / "signer.key", folder / "signer.asc")
+    return key, folder / "signer.key", folder / "signer.asc"
+
+
 def write_selection(path: Path, source: str) -> Path:
     path.write_text(
         f"protection_artifacts:\n  versions: [{', '.join(VERSIONS)}]\n  source: {source}\n"
@@ -160,15 +169,16 @@ def test_bad_upstream_stops_create_naming_it(upstream, tmp_path, spoil):
     assert not (tmp_path / "b.tar").exists()
 
 
-def test_delta_carries_only_the_changed_artifact_and_its_manifest(upstream, tmp_path):
+def test_delta_carries_only_the_changed_artifact_and_its_manifest(upstream, tmp_path, signer):
     data, url = upstream
+    _, secret, public = signer
     write_selection(tmp_path / "s.yaml", url)
     run = fleetgap("bundle", "create", "s.yaml", "--out", "full.tar", "--cache", "cache",
-                   cwd=tmp_path)  # fmt: skip
+                   "--sign-key", str(secret), cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
     closed = tmp_path / "closed"
     closed.mkdir()
-    load = ("bundle", "load", "--data", str(closed), "--allow-unsigned")
+    load = ("bundle", "load", "--data", str(closed), "--trust-key", str(public))
     assert fleetgap(*load[:2], "full.tar", *load[2:], cwd=tmp_path).returncode == 0
     receipt = fleetgap("bundle", "receipt", "--data", str(closed), cwd=tmp_path)
     (tmp_path / "receipt.json").write_text(receipt.stdout)
@@ -182,7 +192,8 @@ def test_delta_carries_only_the_changed_artifact_and_its_manifest(upstream, tmp_
         "downloads/endpoint/manifest/artifacts-9.1.0.zip",
     ]
     run = fleetgap("bundle", "create", "s.yaml", "--out", "delta.tar", "--cache", "cache",
-                   "--since", "receipt.json", "--json", cwd=tmp_path)  # fmt: skip
+                   "--since", "receipt.json", "--json", "--sign-key", str(secret),
+                   cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
     inspect = json.loads(fleetgap("bundle", "inspect", "delta.tar", "--json", cwd=tmp_path).stdout)
     carried = sorted(f["path"] for f in inspect["files"] if f["in_bundle"])
@@ -258,7 +269,7 @@ def test_manifest_signature_checked_with_the_selection_key(tmp_path):
     assert "manifest.sig does not verify" in run.stderr
 
 
-def test_closed_side_refuses_an_artifact_its_manifest_does_not_list(upstream, tmp_path):
+def test_closed_side_refuses_an_artifact_its_manifest_does_not_list(upstream, tmp_path, signer):
     """A bundle whose manifest vouches for an artifact with another SHA-256 than the Defend
     manifest carried with it: `bundle verify` and `bundle load` refuse it, nothing placed."""
     from fleetgap.bundle.manifest import FileEntry
@@ -283,18 +294,19 @@ def test_closed_side_refuses_an_artifact_its_manifest_does_not_list(upstream, tm
         FileEntry(artifact, len(forged), hashlib.sha256(forged).hexdigest(),
                   "defend-manifest-entry", None, vouched_by=manifest),
     ]  # fmt: skip
-    write_bundle(cache, entries, tmp_path / "forged.tar", selection={})
+    key, _, public = signer
+    write_bundle(cache, entries, tmp_path / "forged.tar", selection={}, sign_key=key)
     closed = tmp_path / "closed"
     closed.mkdir()
-    run = fleetgap("bundle", "load", "forged.tar", "--data", str(closed), "--allow-unsigned",
-                   cwd=tmp_path)  # fmt: skip
+    run = fleetgap("bundle", "load", "forged.tar", "--data", str(closed), "--trust-key",
+                   str(public), cwd=tmp_path)  # fmt: skip
     assert run.returncode == 1
     assert f"{artifact}: not listed with this size and SHA-256" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (closed / artifact).exists() and not (closed / manifest).exists()
 
 
-def test_closed_side_decodes_each_artifact_and_refuses_a_wrong_decoded_digest(tmp_path):
+def test_closed_side_decodes_each_artifact_and_refuses_a_wrong_decoded_digest(tmp_path, signer):
     """The Defend manifest's encoded digest matches, its decoded one does not: Endpoint would
     reject the artifact after download; `bundle load` refuses it first."""
     from defend_upstream import entry_for, manifest_zip
@@ -317,11 +329,28 @@ def test_closed_side_decodes_each_artifact_and_refuses_a_wrong_decoded_digest(tm
         FileEntry(artifact, len(encoded), hashlib.sha256(encoded).hexdigest(),
                   "defend-manifest-entry", None, vouched_by=manifest),
     ]  # fmt: skip
-    write_bundle(cache, entries, tmp_path / "forged.tar", selection={})
+    key, _, public = signer
+    write_bundle(cache, entries, tmp_path / "forged.tar", selection={}, sign_key=key)
     closed = tmp_path / "closed"
     closed.mkdir()
-    run = fleetgap("bundle", "load", "forged.tar", "--data", str(closed), "--allow-unsigned",
-                   cwd=tmp_path)  # fmt: skip
+    run = fleetgap("bundle", "load", "forged.tar", "--data", str(closed), "--trust-key",
+                   str(public), cwd=tmp_path)  # fmt: skip
     assert run.returncode == 1
     assert f"{artifact}: decodes to 1400 bytes" in run.stderr and "Traceback" not in run.stderr
     assert not (closed / artifact).exists()
+
+
+def test_unsigned_bundle_cannot_bring_defend_files(upstream, tmp_path):
+    """Nothing on the closed side vouches for a Defend manifest but the bundle's signature:
+    an unsigned bundle with one is refused, even with --allow-unsigned."""
+    data, url = upstream
+    write_selection(tmp_path / "s.yaml", url)
+    run = fleetgap("bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "c", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    run = fleetgap("bundle", "load", "b.tar", "--data", str(closed), "--allow-unsigned",
+                   cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1
+    assert "Elastic Defend's files cross only in a signed bundle" in run.stderr
+    assert not (closed / "downloads").exists() or not any((closed / "downloads").rglob("*.zip"))

@@ -47,6 +47,9 @@ def is_wheel_path(path: str) -> bool:
     return _WHEEL_PATH.fullmatch(path) is not None
 
 
+_DEFEND_MANIFEST_PATH = re.compile(
+    re.escape(defend.MANIFEST_FOLDER) + r"/artifacts-[0-9A-Za-z.+-]+\.zip"
+)
 # A sink consumes a member's chunks (load writes them to DATA/state/incoming/).
 Sink = Callable[[FileEntry, Iterator[bytes]], None]
 
@@ -233,9 +236,10 @@ class _FileChecker:
             return self._signed(entry, chunks, entry.path + ".sig", None)
         if kind == "sha512+openpgp-detached":
             return self._signed(entry, chunks, entry.path + ".asc", entry.path + ".sha512")
-        if kind == "defend-manifest":
-            return self._defend_manifest(entry, chunks)
-        if kind == "defend-manifest-entry":
+        if kind in ("defend-manifest", "defend-manifest-entry"):
+            self._check_defend(entry)
+            if kind == "defend-manifest":
+                return self._defend_manifest(entry, chunks)
             return self._defend_artifact(entry, chunks)
         return self._held(entry, chunks)
 
@@ -279,6 +283,19 @@ class _FileChecker:
         if entry.verified_by == "pinned-fingerprint":
             checks.append(self._key(entry, data))
         self.pending[entry.path] = checks
+
+    def _check_defend(self, entry: FileEntry) -> None:
+        """Elastic Defend's files carry no signature this side can check: the bundle's
+        signature is what vouches for them, as for kit wheels; a manifest only at its path."""
+        if not self.vouched:
+            raise BundleError(
+                f"{entry.path}: Elastic Defend's files cross only in a signed bundle (in an "
+                "unsigned one nothing vouches for them)"
+            )
+        if entry.verified_by == "defend-manifest" and not _DEFEND_MANIFEST_PATH.fullmatch(
+            entry.path
+        ):
+            raise BundleError(f"{entry.path}: not where a Defend manifest lives; refused")
 
     def _defend_manifest(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
         if entry.size > defend.MAX_MANIFEST_ZIP:
