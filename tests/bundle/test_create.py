@@ -195,7 +195,9 @@ def test_split_writes_parts(public, created):
     assert run.returncode == 0, run.stderr
     parts = sorted(work.glob("split.tar.*"))
     assert len(parts) >= 3  # the 2.5 MB agent alone spans three 1 MiB parts
-    assert all(p.stat().st_size <= (1 << 20) + 512 for p in parts)
+    # "at most SIZE": the trailer counts; every part but the last is exactly 1 MiB
+    assert [p.stat().st_size for p in parts[:-1]] == [1 << 20] * (len(parts) - 1)
+    assert parts[-1].stat().st_size <= 1 << 20
     result = read_manifest(parts)
     assert {e.path for e in result.files} == expected_paths()
 

@@ -96,7 +96,11 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
 )
-@click.option("--split", "split", help="Write parts of at most this size, e.g. 4GiB.")
+@click.option(
+    "--split",
+    "split",
+    help="Write parts of at most this size each, e.g. 4000MiB (fits FAT32's 4 GiB - 1 byte).",
+)
 @key_files_option(
     "Trusted Elastic signing key (armored); repeatable. Default: Elastic's key (pinned)."
 )
