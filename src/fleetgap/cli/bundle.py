@@ -34,12 +34,23 @@ _SINCE = click.option(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The closed side's receipt (`bundle receipt`): leave out what it already holds.",
 )
+# the --help epilog of plan and create (\b keeps click from rewrapping the lines)
+_SELECTION_EPILOG = """\b
+SELECTION_FILE `keys:` entries (the key files the closed side serves):
+  keys:
+    - GPG-KEY-elastic-agent       # short: fetched beside the artifacts' downloads/
+                                  # folder (default https://artifacts.elastic.co/)
+    - file: default.pgp           # long: GPG-KEY-elastic-agent, GPG-KEY-elasticsearch
+                                  # or default.pgp (Fleet Server's key file)
+      source: ./agent-key.asc     # a URL, or a path beside the selection file
+      fingerprint: 4609 5ACC ...  # its primary fingerprint (default: Elastic's)
+"""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _UNITS |= {f"{u}i": 1024 ** (i + 1) for i, u in enumerate("kmgt")}
 
 
-@bundle.command("plan")
+@bundle.command("plan", epilog=_SELECTION_EPILOG)
 @_SELECTION
 @_SINCE
 @net_options
@@ -77,7 +88,7 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
         raise FleetgapError(f"{len(result.problems)} file(s) cannot be fetched from the source")
 
 
-@bundle.command("create")
+@bundle.command("create", epilog=_SELECTION_EPILOG)
 @_SELECTION
 @click.option(
     "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle."
