@@ -11,7 +11,7 @@ import click
 
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
-from fleetgap.cli.options import data_option, key_files_option
+from fleetgap.cli.options import data_option, key_files_option, retries_option
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.store import DataDir
@@ -121,6 +121,7 @@ def list_(
 @key_files_option(
     "Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/."
 )
+@retries_option
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
 def mirror_(
     version,
@@ -134,6 +135,7 @@ def mirror_(
     as_json,
     data_dir,
     key_files,
+    retries,
     parallel,
 ) -> None:
     """Download, verify (.sha512 and .asc) and publish artifacts under DATA/downloads/."""
@@ -142,7 +144,7 @@ def mirror_(
     selected = _select(version, products, platforms, package_types, catalogues)
     data = DataDir(data_dir)
     keys = trusted_keys(data, key_files)
-    options = NetOptions(proxy=proxy, ca_cert=ca_cert, connections=parallel)
+    options = NetOptions(attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=parallel)
     show_progress = not as_json and sys.stderr.isatty()
     if show_progress:
         from fleetgap.artifacts.progress import RichProgress

@@ -56,7 +56,7 @@ _UNITS |= {f"{u}i": 1024 ** (i + 1) for i, u in enumerate("kmgt")}
 @net_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
+def plan_(selection_file, since, proxy, ca_cert, retries, as_json, parallel) -> None:
     """What would go in: packages, artifacts and keys, sizes, and what is new (no downloads)."""
     from fleetgap.bundle.holding import read_holding
     from fleetgap.bundle.plan import plan, summary_lines
@@ -65,7 +65,10 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 
     selection = load_selection(selection_file)
     holding = read_holding(since) if since else None
-    with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))) as net:
+    options = NetOptions(
+        attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
+    )
+    with Net(options) as net:
         result = plan(selection, net, holding, parallel)
     if as_json:
         document = {
@@ -119,7 +122,7 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
 def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, proxy, ca_cert,
-            as_json, parallel) -> None:  # fmt: skip
+            retries, as_json, parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -134,7 +137,9 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     part_size = parse_size(split) if split else None
     trust = [read_public_key(path) for path in key_files]
     cache = DataDir(cache_dir)
-    options = NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))
+    options = NetOptions(
+        attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
+    )
     show = not as_json and sys.stderr.isatty()
     if show:
         from fleetgap.artifacts.progress import RichProgress

@@ -28,3 +28,19 @@ def key_files_option(help: str):
         type=click.Path(dir_okay=False, exists=True, path_type=Path),
         help=help,
     )
+
+
+def retries_option(command):
+    """`--retries N` (env FLEETGAP_RETRIES): retries of a failed request, waits doubling from
+    1 s up to 10 s each."""
+    from fleetgap.net import DEFAULT_RETRIES
+
+    return click.option(
+        "--retries",
+        "retries",
+        default=DEFAULT_RETRIES,
+        show_default=True,
+        envvar="FLEETGAP_RETRIES",
+        type=click.IntRange(0, 20),
+        help="Retries of a failed request (waits of 1, 2, 4, 8, then 10 s; default 25 s in all).",
+    )(command)
