@@ -30,6 +30,7 @@ from fleetgap import __version__
 from fleetgap.bundle.manifest import FileEntry, member_rank
 from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
 from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
+from fleetgap.bundle.writer import WriteProgress
 from fleetgap.errors import FleetgapError
 from fleetgap.store import DataDir, atomic_write_bytes, bump_generation, exclusive
 
@@ -47,6 +48,12 @@ class _AlreadyLoaded(Exception):
     pass
 
 
+def _counted(chunks: Iterator[bytes], progress: WriteProgress) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress.advance(len(chunk))
+        yield chunk
+
+
 def journal_path(data: DataDir) -> Path:
     return data.state / "load-journal.json"
 
@@ -58,16 +65,18 @@ def load(
     *,
     allow_downgrade: bool = False,
     dry_run: bool = False,
+    progress: WriteProgress | None = None,  # the carried bytes, as they are checked
 ) -> LoadResult:
     if dry_run:
-        return _load(files, data, trust, allow_downgrade, dry_run)
+        return _load(files, data, trust, allow_downgrade, dry_run, progress)
     data.ensure()
     with exclusive(data.state / "load.lock", "fleetgap bundle load"):
         recover(data)
-        return _load(files, data, trust, allow_downgrade, dry_run)
+        return _load(files, data, trust, allow_downgrade, dry_run, progress)
 
 
-def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bool):
+def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bool,
+          progress: WriteProgress | None = None):  # fmt: skip
     incoming: Path | None = None
     keep: list[str] = []  # carried files already present with the same content
 
@@ -86,12 +95,16 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
             )
         _check_prerequisites(data, manifest.files, receipts, manifest.bundle_id)
         keep.extend(_check_conflicts(data, manifest.carried))
+        if progress is not None:
+            progress.begin(manifest.carried_bytes)
         if not dry_run:
             incoming = data.incoming / manifest.bundle_id
             shutil.rmtree(incoming, ignore_errors=True)
             incoming.mkdir(parents=True)
 
     def sink(entry: FileEntry, chunks: Iterator[bytes]) -> None:
+        if progress is not None:
+            chunks = _counted(chunks, progress)
         if incoming is None:
             for _ in chunks:
                 pass

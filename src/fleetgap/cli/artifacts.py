@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import click
 
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
-from fleetgap.cli.options import data_option, key_files_option, retries_option
+from fleetgap.cli.options import data_option, key_files_option, progress_display, retries_option
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.store import DataDir
@@ -145,22 +144,16 @@ def mirror_(
     data = DataDir(data_dir)
     keys = trusted_keys(data, key_files)
     options = NetOptions(attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=parallel)
-    show_progress = not as_json and sys.stderr.isatty()
-    if show_progress:
-        from fleetgap.artifacts.progress import RichProgress
-
-        with RichProgress() as bars:
-            report = mirror(
-                selected,
-                data,
-                keys,
-                source=source,
-                net_options=options,
-                parallel=parallel,
-                progress=bars.for_artifact,
-            )
-    else:
-        report = mirror(selected, data, keys, source=source, net_options=options, parallel=parallel)
+    with progress_display("artifacts mirror", as_json) as bars:
+        report = mirror(
+            selected,
+            data,
+            keys,
+            source=source,
+            net_options=options,
+            parallel=parallel,
+            progress=bars.for_artifact if bars else None,
+        )
     if as_json:
         rows = [
             _row(o.artifact, o.url, o.size)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import click
 
 from fleetgap.cli.distribution import net_options
-from fleetgap.cli.options import data_option, key_files_option
+from fleetgap.cli.options import data_option, key_files_option, progress_display
 from fleetgap.errors import FleetgapError
 
 
@@ -140,15 +139,9 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     options = NetOptions(
         attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
     )
-    show = not as_json and sys.stderr.isatty()
-    if show:
-        from fleetgap.artifacts.progress import RichProgress
-
-        with RichProgress() as bars:
-            staged = stage(selection, cache, trust=trust, net_options=options,
-                           parallel=parallel, progress=bars.for_file)  # fmt: skip
-    else:
-        staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel)
+    with progress_display("bundle create", as_json) as bars:
+        staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel,
+                       progress=bars.for_file if bars else None)  # fmt: skip
     for line in staged.refused:
         click.echo(f"REFUSED {line}", err=True)
     if staged.refused:
@@ -171,13 +164,8 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
             progress=progress,
         )
 
-    if show:
-        from fleetgap.artifacts.progress import RichProgress
-
-        with RichProgress() as bars:
-            summary = write(bars.for_writing(Path(out).name))
-    else:
-        summary = write()
+    with progress_display("bundle create", as_json) as bars:
+        summary = write(bars.for_writing(Path(out).name) if bars else None)
     carried = [e for e in entries if e.in_bundle]
     report = {
         "bundle_id": summary.bundle_id,
@@ -316,9 +304,15 @@ def load_command(
     from fleetgap.store import DataDir
 
     trust = _trust(trust_key_files, key_files, allow_unsigned, data_dir)
-    result = load(
-        files, DataDir(Path(data_dir)), trust, allow_downgrade=allow_downgrade, dry_run=dry_run
-    )
+    with progress_display("bundle load", False) as bars:
+        result = load(
+            files,
+            DataDir(Path(data_dir)),
+            trust,
+            allow_downgrade=allow_downgrade,
+            dry_run=dry_run,
+            progress=bars.for_writing(Path(files[0]).name, "loading") if bars else None,
+        )
     for check in result.checks:
         click.echo(check.line())
     if result.status == "already loaded":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -44,3 +47,19 @@ def retries_option(command):
         type=click.IntRange(0, 20),
         help="Retries of a failed request (waits of 1, 2, 4, 8, then 10 s; default 25 s in all).",
     )(command)
+
+
+@contextlib.contextmanager
+def progress_display(label: str, as_json: bool) -> Iterator:
+    """Rich bars on a terminal (none with --json); elsewhere (systemd, CI, `| tee`) a plain
+    progress line every few seconds on stderr."""
+    from fleetgap.artifacts.progress import PlainProgress, RichProgress
+
+    if not sys.stderr.isatty():
+        with PlainProgress(label) as plain:
+            yield plain
+    elif as_json:
+        yield None
+    else:
+        with RichProgress() as bars:
+            yield bars
