@@ -119,3 +119,13 @@ def test_downgrade_is_refused():
     result = CliRunner().invoke(main, ["plan", "upgrade", "--from", "9.1.0", "--to", "9.0.0"])
     assert result.exit_code == 1
     assert result.output == "error: --to 9.0.0 must be newer than --from 9.1.0\n"
+
+
+def test_the_plans_bundle_commands_sign_and_trust_the_bundles():
+    commands = [c for s in plan()["steps"] for c in s["commands"]]
+    parts = [part.strip() for c in commands for part in c.split("&&")]
+    creates = [p for p in parts if "fleetgap bundle create" in p]
+    closed = [p for p in parts if "fleetgap bundle verify" in p or "fleetgap bundle load" in p]
+    assert len(creates) == 2 and len(closed) == 4
+    assert all("--sign-key bundle-signer.key" in p for p in creates)
+    assert all("--trust-key bundle-signer.asc" in p for p in closed)

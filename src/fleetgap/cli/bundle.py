@@ -133,6 +133,12 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     selection = load_selection(selection_file)
     holding = read_holding(since) if since else None
     signer = SecretKey.read(sign_key) if sign_key else None
+    if signer is None:
+        click.echo(
+            "warning: no --sign-key: the closed side refuses an unsigned bundle (`bundle load` "
+            "needs --allow-unsigned); sign it with a key from `fleetgap keys generate`",
+            err=True,
+        )
     part_size = parse_size(split) if split else None
     trust = [read_public_key(path) for path in key_files]
     cache = DataDir(cache_dir)

@@ -79,6 +79,8 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
         "keys": ["GPG-KEY-elastic-agent"],
     }
     bundle = "fleetgap bundle"
+    # the closed side loads only bundles signed by a key it trusts (README: Trust)
+    sign, trust = "--sign-key bundle-signer.key", "--trust-key bundle-signer.asc"
     return [
         Step(
             1,
@@ -88,9 +90,9 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
                 "(carry it to the connected side)",
                 f"connected side: {bundle} plan packages-{b}.yml --since receipt.json",
                 f"connected side: {bundle} create packages-{b}.yml --since receipt.json "
-                f"--out packages-{b}.bundle",
-                f"closed side: {bundle} verify packages-{b}.bundle && "
-                f"{bundle} load packages-{b}.bundle --data DATA",
+                f"--out packages-{b}.bundle {sign}",
+                f"closed side: {bundle} verify packages-{b}.bundle --data DATA {trust} && "
+                f"{bundle} load packages-{b}.bundle --data DATA {trust}",
                 f"fleetgap doctor --stack-version {b} {urls}",
             ),
             ("registry", "packages"),
@@ -114,9 +116,9 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
             f"Artifact registry: the agent binaries of {b}",
             (
                 f"connected side: {bundle} create artifacts-{b}.yml --since receipt.json "
-                f"--out artifacts-{b}.bundle",
-                f"closed side: {bundle} verify artifacts-{b}.bundle && "
-                f"{bundle} load artifacts-{b}.bundle --data DATA",
+                f"--out artifacts-{b}.bundle {sign}",
+                f"closed side: {bundle} verify artifacts-{b}.bundle --data DATA {trust} && "
+                f"{bundle} load artifacts-{b}.bundle --data DATA {trust}",
                 "Fleet's agent binary download source: fleetgap config download-source "
                 f"--artifacts {artifacts} (POST /api/fleet/agent_download_sources)",
                 f"fleetgap doctor --stack-version {b} {urls} --deep",
