@@ -17,7 +17,7 @@ everything that did verify stays in the cache for the next run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,7 @@ def stage(
     net_options: NetOptions | None = None,
     parallel: int = 4,
     progress: FileProgress | None = None,
+    on_unmatched: Callable[[list[str]], None] | None = None,
 ) -> Staged:
     """Resolve the selection, fetch what the cache lacks, verify everything, list it."""
     cache.ensure()
@@ -70,7 +71,7 @@ def stage(
     with exclusive(cache.state / "stage.lock", "fleetgap bundle create"), Net(options) as net:
         key_entries, carried = _stage_keys(selection.keys, cache, net)
         trusted = tuple(trust) or _elastic_trust(carried, cache, net)
-        refs = resolve_packages(selection, net, parallel)
+        refs = resolve_packages(selection, net, parallel, on_unmatched)
         fetcher = PackageFetcher(
             net, selection.address, trusted, cache.incoming / "packages", progress
         )

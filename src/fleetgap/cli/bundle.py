@@ -13,7 +13,13 @@ from pathlib import Path
 import click
 
 from fleetgap.cli.distribution import net_options
-from fleetgap.cli.options import data_option, key_files_option, progress_display
+from fleetgap.cli.options import (
+    data_option,
+    key_files_option,
+    progress_display,
+    report_unmatched,
+    strict_option,
+)
 from fleetgap.errors import FleetgapError
 
 
@@ -53,9 +59,10 @@ _UNITS |= {f"{u}i": 1024 ** (i + 1) for i, u in enumerate("kmgt")}
 @_SELECTION
 @_SINCE
 @net_options
+@strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def plan_(selection_file, since, proxy, ca_cert, retries, as_json, parallel) -> None:
+def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, parallel) -> None:
     """What would go in: packages, artifacts and keys, sizes, and what is new (no downloads)."""
     from fleetgap.bundle.holding import read_holding
     from fleetgap.bundle.plan import plan, summary_lines
@@ -68,7 +75,7 @@ def plan_(selection_file, since, proxy, ca_cert, retries, as_json, parallel) -> 
         attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
     )
     with Net(options) as net:
-        result = plan(selection, net, holding, parallel)
+        result = plan(selection, net, holding, parallel, report_unmatched(strict))
     if as_json:
         document = {
             "files": [f.as_dict() for f in result.files],
@@ -118,10 +125,11 @@ def plan_(selection_file, since, proxy, ca_cert, retries, as_json, parallel) -> 
     "Trusted Elastic signing key (armored); repeatable. Default: Elastic's key (pinned)."
 )
 @net_options
+@strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
 def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, proxy, ca_cert,
-            retries, as_json, parallel) -> None:  # fmt: skip
+            retries, strict, as_json, parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -147,7 +155,8 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     )
     with progress_display("bundle create", as_json) as bars:
         staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel,
-                       progress=bars.for_file if bars else None)  # fmt: skip
+                       progress=bars.for_file if bars else None,
+                       on_unmatched=report_unmatched(strict))  # fmt: skip
     for line in staged.refused:
         click.echo(f"REFUSED {line}", err=True)
     if staged.refused:

@@ -18,7 +18,12 @@ import click
 from fleetgap.bundle.packages import PackageFetcher, Target
 from fleetgap.bundle.resolve import PackageRef, resolve_packages
 from fleetgap.bundle.selection import DownloadAction, PrintAction, load_selection
-from fleetgap.cli.options import key_files_option, retries_option
+from fleetgap.cli.options import (
+    key_files_option,
+    report_unmatched,
+    retries_option,
+    strict_option,
+)
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetOptions
 from fleetgap.pgp.elastic_key import ELASTIC_KEY_URL, check_elastic_key
@@ -51,8 +56,9 @@ def trusted_keys(net: Net, key_files: Sequence[Path]) -> tuple[PublicKey, ...]:
     "Trusted package signing key (armored); repeatable. Default: Elastic's key (pinned)."
 )
 @net_options
+@strict_option
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def distribution(selection_file, key_files, proxy, ca_cert, retries, parallel) -> None:
+def distribution(selection_file, key_files, proxy, ca_cert, retries, strict, parallel) -> None:
     """Resolve a distribution config (matrix × queries + pinned packages) and run its actions."""
     selection = load_selection(selection_file)
     options = NetOptions(
@@ -60,7 +66,7 @@ def distribution(selection_file, key_files, proxy, ca_cert, retries, parallel) -
     )
     failed: list[str] = []
     with Net(options) as net:
-        packages = resolve_packages(selection, net, parallel)
+        packages = resolve_packages(selection, net, parallel, report_unmatched(strict))
         for action in selection.actions:
             if isinstance(action, PrintAction):
                 for ref in packages:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -63,3 +63,25 @@ def progress_display(label: str, as_json: bool) -> Iterator:
     else:
         with RichProgress() as bars:
             yield bars
+
+
+def strict_option(command):
+    """`--strict`: a query or pinned package that matches nothing is an error."""
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="A query or pinned package that matches nothing is an error, not a warning.",
+    )(command)
+
+
+def report_unmatched(strict: bool) -> Callable[[list[str]], None]:
+    """What `resolve_packages` calls with the selection entries that match nothing."""
+    from fleetgap.errors import FleetgapError
+
+    def report(lines: list[str]) -> None:
+        if strict and lines:
+            raise FleetgapError("; ".join(lines) + " (--strict)")
+        for line in lines:
+            click.echo(f"warning: {line}", err=True)
+
+    return report
