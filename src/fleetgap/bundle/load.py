@@ -151,6 +151,9 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
         "delta": manifest.delta,
         "signer": verified.signer,
         "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in manifest.files],
+        "carried_files": len(manifest.carried),  # a delta carries fewer than `files`
+        "carried_bytes": manifest.carried_bytes,
+        "selection": manifest.selection,  # what was asked for (the status page's matrix)
     }
     audit = {
         "event": "bundle load",

@@ -276,26 +276,39 @@ def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) 
 
 @bundle.command("inspect")
 @_files
+@_trust_key
+@data_option("Data directory whose state/bundle-signers/ names who signed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def inspect_command(files, as_json) -> None:
-    """Show a bundle's manifest (reads the manifest only; `verify` checks the rest)."""
+def inspect_command(files, trust_key_files, data_dir, as_json) -> None:
+    """Show a bundle's manifest and who signed it (reads the manifest only; `verify` checks
+    the rest)."""
     from fleetgap.bundle.reader import BundleReader, find_parts
+    from fleetgap.bundle.signer import manifest_signer
 
     with BundleReader(find_parts(files)) as reader:
         manifest = reader.manifest
-        signed = reader.signature is not None
+        signature = reader.signature
+        manifest_bytes = reader.manifest_bytes
+    signer = None
+    if signature is not None:
+        keys = _signers(trust_key_files, data_dir)
+        signer = manifest_signer(manifest_bytes, signature, keys)
     if as_json:
-        click.echo(json.dumps({**manifest.as_dict(), "signed": signed}, indent=1))
+        document = {**manifest.as_dict(), "signed": signer is not None}
+        document["signer"] = signer.as_dict() if signer is not None else None
+        click.echo(json.dumps(document, indent=1))
         return
     click.echo(
         f"bundle {manifest.bundle_id} sequence {manifest.sequence} created "
         f"{manifest.created} by fleetgap {manifest.fleetgap_version}"
     )
     click.echo(
-        f"{'delta' if manifest.delta else 'full'}, {'signed' if signed else 'UNSIGNED'}, "
+        f"{'delta' if manifest.delta else 'full'}, {'signed' if signer else 'UNSIGNED'}, "
         f"{len(manifest.carried)} files carried ({manifest.carried_bytes} bytes), "
         f"{len(manifest.files)} in the state it leads to"
     )
+    if signer is not None:
+        click.echo(signer.line())
     for entry in manifest.files:
         mark = " " if entry.in_bundle else "-"
         click.echo(
