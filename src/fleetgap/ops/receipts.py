@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 RECEIPTS = Path("state") / "receipts"
@@ -30,6 +31,21 @@ class LoadedBundle:
     carried_bytes: int | None = None
     selection: dict | None = None  # the selection the bundle was made from
     problem: str | None = None  # why the receipt could not be read
+
+
+def last_loaded(data_dir: Path) -> LoadedBundle | None:
+    """The bundle whose load finished last (by loaded_at, then sequence), if any."""
+    readable = [b for b in loaded_bundles(data_dir) if b.problem is None]
+    return max(readable, key=lambda b: (b.loaded_at, b.sequence or 0), default=None)
+
+
+def loaded_timestamp(bundle: LoadedBundle) -> float | None:
+    """`loaded_at` in seconds since the epoch (None when it does not parse)."""
+    try:
+        moment = datetime.strptime(bundle.loaded_at, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC).timestamp()
 
 
 def loaded_bundles(data_dir: Path) -> list[LoadedBundle]:

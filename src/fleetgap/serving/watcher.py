@@ -114,9 +114,15 @@ class GenerationWatcher(_Watcher):
     POLL_SECONDS = 0.5
     name = "generation-watcher"
 
-    def __init__(self, generation: Path, reload: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        generation: Path,
+        reload: Callable[[], None],
+        describe: Callable[[], str] | None = None,  # names the load, for the log line
+    ) -> None:
         self.generation = Path(generation)
         self.reload = reload
+        self.describe = describe
         self._seen = _identity(self.generation)
         super().__init__()
 
@@ -126,7 +132,8 @@ class GenerationWatcher(_Watcher):
             if current == self._seen:
                 continue
             self._seen = current
-            log.info("a bundle load finished (%s); reloading", self.generation)
+            what = self.describe() if self.describe is not None else "a bundle load"
+            log.info("%s finished (%s); reloading", what, self.generation)
             try:
                 self.reload()
             except Exception:
