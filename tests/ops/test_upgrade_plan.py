@@ -129,3 +129,14 @@ def test_the_plans_bundle_commands_sign_and_trust_the_bundles():
     assert len(creates) == 2 and len(closed) == 4
     assert all("--sign-key bundle-signer.key" in p for p in creates)
     assert all("--trust-key bundle-signer.asc" in p for p in closed)
+
+
+def test_a_pre_release_upgrades_to_its_release():
+    result = CliRunner().invoke(
+        main, ["plan", "upgrade", "--from", "9.1.0-beta1", "--to", "9.1.0", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["from"] == "9.1.0-beta1"
+    back = CliRunner().invoke(main, ["plan", "upgrade", "--from", "9.1.0", "--to", "9.1.0-rc1"])
+    assert back.exit_code == 1
+    assert back.output == "error: --to 9.1.0-rc1 must be newer than --from 9.1.0\n"

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, replace
 
 import yaml
 
-from fleetgap.artifacts.catalogue import check_version, release_tuple
+from fleetgap.artifacts.catalogue import check_version
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.checks import FAIL, OK, SKIP, CheckResult
 from fleetgap.ops.doctor import PRODUCTS, DoctorOptions, Report, run_doctor
 from fleetgap.ops.probe import Probe, ProbeError
+from fleetgap.semver import Version
 
 DONE = "done"
 NOT_DONE = "not done"
@@ -50,7 +51,8 @@ def plan_upgrade(
 ) -> Plan:
     """The plan; with `urls` (a DoctorOptions for any version) the steps are measured for B."""
     source, target = check_version(source), check_version(target)
-    if release_tuple(target) <= release_tuple(source):
+    # semver order: a pre-release comes before its release (9.1.0-beta1 < 9.1.0)
+    if Version.parse(target).compare(Version.parse(source)) <= 0:
         raise FleetgapError(f"--to {target} must be newer than --from {source}")
     o = urls or DoctorOptions(stack_version=target)
     steps = _steps(source, target, o)
