@@ -69,10 +69,25 @@ def load(
 ) -> LoadResult:
     if dry_run:
         return _load(files, data, trust, allow_downgrade, dry_run, progress)
+    existed = data.root.exists()
     data.ensure()
-    with exclusive(data.state / "load.lock", "fleetgap bundle load"):
-        recover(data)
-        return _load(files, data, trust, allow_downgrade, dry_run, progress)
+    try:
+        with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+            recover(data)
+            return _load(files, data, trust, allow_downgrade, dry_run, progress)
+    except BaseException:
+        if not existed:
+            _remove_unused_skeleton(data)
+        raise
+
+
+def _remove_unused_skeleton(data: DataDir) -> None:
+    """A refused load into a directory it made leaves nothing behind: the folders and lock
+    files it created go again, unless a file was published meanwhile."""
+    everything = data.root.rglob("*")
+    outside_state = (p for p in everything if not p.is_dir() and data.state not in p.parents)
+    if next(outside_state, None) is None:
+        shutil.rmtree(data.root, ignore_errors=True)
 
 
 def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bool,

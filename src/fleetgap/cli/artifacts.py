@@ -10,7 +10,13 @@ import click
 
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
-from fleetgap.cli.options import data_option, key_files_option, progress_display, retries_option
+from fleetgap.cli.options import (
+    data_option,
+    interrupted_note,
+    key_files_option,
+    progress_display,
+    retries_option,
+)
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.store import DataDir
@@ -144,7 +150,11 @@ def mirror_(
     data = DataDir(data_dir)
     keys = trusted_keys(data, key_files)
     options = NetOptions(attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=parallel)
-    with progress_display("artifacts mirror", as_json) as bars:
+    kept = (
+        f"what verified is published under {data.downloads}, partial downloads are kept in "
+        f"{data.incoming}"
+    )
+    with interrupted_note(kept), progress_display("artifacts mirror", as_json) as bars:
         report = mirror(
             selected,
             data,

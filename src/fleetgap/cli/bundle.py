@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from glob import escape as glob_escape
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ import click
 from fleetgap.cli.distribution import net_options
 from fleetgap.cli.options import (
     data_option,
+    interrupted_note,
     key_files_option,
     progress_display,
     report_unmatched,
@@ -116,6 +118,7 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 @click.option(
     "--split",
     "split",
@@ -128,8 +131,8 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
 @strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, proxy, ca_cert,
-            retries, strict, as_json, parallel) -> None:  # fmt: skip
+def create_(selection_file, out, cache_dir, since, sign_key, force, split, key_files, proxy,
+            ca_cert, retries, strict, as_json, parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -138,6 +141,8 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     from fleetgap.pgp.keys import SecretKey, read_public_key
     from fleetgap.store import DataDir
 
+    if not force:
+        _refuse_to_overwrite(Path(out))
     selection = load_selection(selection_file)
     holding = read_holding(since) if since else None
     signer = SecretKey.read(sign_key) if sign_key else None
@@ -153,7 +158,9 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
     options = NetOptions(
         attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
     )
-    with progress_display("bundle create", as_json) as bars:
+    kept = f"what verified stays in the cache {cache.root}, partial downloads in {cache.incoming}"
+    with interrupted_note(kept + "; no bundle was written"), \
+            progress_display("bundle create", as_json) as bars:  # fmt: skip
         staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel,
                        progress=bars.for_file if bars else None,
                        on_unmatched=report_unmatched(strict))  # fmt: skip
@@ -207,6 +214,16 @@ def create_(selection_file, out, cache_dir, since, sign_key, split, key_files, p
         f"packages, {staged.artifacts} artifacts, {staged.keys} key files"
         + ("; delta against the receipt" if holding else "")
     )
+
+
+def _refuse_to_overwrite(out: Path) -> None:
+    """`--out` names a bundle file, or the stem of its parts (OUT.001, …)."""
+    parts = sorted(out.parent.glob(f"{glob_escape(out.name)}.[0-9][0-9][0-9]*"))
+    existing = [out] if out.exists() else parts
+    if existing:
+        raise FleetgapError(
+            f"{existing[0]} exists: not overwriting a bundle (give --force to replace it)"
+        )
 
 
 def parse_size(text: str) -> int:

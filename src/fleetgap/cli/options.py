@@ -85,3 +85,13 @@ def report_unmatched(strict: bool) -> Callable[[list[str]], None]:
             click.echo(f"warning: {line}", err=True)
 
     return report
+
+
+@contextlib.contextmanager
+def interrupted_note(kept: str) -> Iterator[None]:
+    """Ctrl-C: say what was kept and that running the same command again resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: {kept}; run the same command again to resume", err=True)
+        sys.exit(130)
