@@ -18,7 +18,9 @@ from fleetgap.cli.options import (
     data_option,
     interrupted_note,
     key_files_option,
+    passphrase_option,
     progress_display,
+    read_passphrase,
     report_unmatched,
     strict_option,
 )
@@ -118,6 +120,7 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
 )
+@passphrase_option
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 @click.option(
     "--split",
@@ -131,8 +134,8 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
 @strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def create_(selection_file, out, cache_dir, since, sign_key, force, split, key_files, proxy,
-            ca_cert, retries, strict, as_json, parallel) -> None:  # fmt: skip
+def create_(selection_file, out, cache_dir, since, sign_key, passphrase_file, force, split,
+            key_files, proxy, ca_cert, retries, strict, as_json, parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -145,7 +148,7 @@ def create_(selection_file, out, cache_dir, since, sign_key, force, split, key_f
         _refuse_to_overwrite(Path(out))
     selection = load_selection(selection_file)
     holding = read_holding(since) if since else None
-    signer = SecretKey.read(sign_key) if sign_key else None
+    signer = SecretKey.read(sign_key, read_passphrase(passphrase_file)) if sign_key else None
     if signer is None:
         click.echo(
             "warning: no --sign-key: the closed side refuses an unsigned bundle (`bundle load` "
@@ -381,11 +384,13 @@ def load_command(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key to sign the receipt with.",
 )
-def receipt_command(data_dir, sign_key) -> None:
+@passphrase_option
+def receipt_command(data_dir, sign_key, passphrase_file) -> None:
     """Print what DATA holds (paths, SHA-256), for `bundle create --since`."""
     from fleetgap.bundle.receipt import make_receipt
     from fleetgap.pgp.keys import SecretKey
     from fleetgap.store import DataDir
 
-    key = SecretKey.read(sign_key) if sign_key is not None else None
+    passphrase = read_passphrase(passphrase_file) if sign_key is not None else None
+    key = SecretKey.read(sign_key, passphrase) if sign_key is not None else None
     click.echo(json.dumps(make_receipt(DataDir(Path(data_dir)), key), indent=1))

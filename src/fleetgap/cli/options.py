@@ -95,3 +95,35 @@ def interrupted_note(kept: str) -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: {kept}; run the same command again to resume", err=True)
         sys.exit(130)
+
+
+def passphrase_option(command):
+    """`--passphrase-file FILE`: the signing key's passphrase (its first line); without it,
+    the environment variable FLEETGAP_KEY_PASSPHRASE. Never on the command line, where
+    other users see it."""
+    from fleetgap.pgp.keys import PASSPHRASE_ENV
+
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f"File whose first line is the signing key's passphrase (else env {PASSPHRASE_ENV}).",
+    )(command)
+
+
+def read_passphrase(passphrase_file: Path | None) -> str | None:
+    """The passphrase from --passphrase-file, else from the environment, else None."""
+    import os
+
+    from fleetgap.errors import FleetgapError
+    from fleetgap.pgp.keys import PASSPHRASE_ENV
+
+    if passphrase_file is None:
+        return os.environ.get(PASSPHRASE_ENV) or None
+    try:
+        text = Path(passphrase_file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FleetgapError(f"cannot read --passphrase-file {passphrase_file}: {exc}") from None
+    passphrase = text.splitlines()[0] if text else ""
+    if not passphrase:
+        raise FleetgapError(f"--passphrase-file {passphrase_file}: its first line is empty")
+    return passphrase
