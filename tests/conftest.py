@@ -9,6 +9,8 @@ import pytest
 
 from corpus import compat_root
 
+pytest_plugins = ["kit_setup"]  # the offline kit and its one install, shared by its tests
+
 
 @pytest.fixture(scope="session")
 def compat() -> Path:

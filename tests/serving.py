@@ -46,7 +46,10 @@ def fleetgap_serve(
     port = free_port()
     log = log_dir / f"serve-{port}.log"
     command = [sys.executable, "-m", "fleetgap", "serve", "-address", f"127.0.0.1:{port}", *args]
-    full_env = {**os.environ, "RUST_BACKTRACE": "0", **(env or {})}
+    # Tests read request lines right after their requests: written at the end of each loop
+    # turn here; the buffering itself is tested with the flag (tests/test_request_log_flush.py)
+    quick_lines = {"FLEETGAP_LOG_FLUSH_INTERVAL": "0"}
+    full_env = {**quick_lines, **os.environ, "RUST_BACKTRACE": "0", **(env or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=full_env, cwd=cwd, stdout=out, stderr=out)
     server = Server(f"{scheme}://127.0.0.1:{port}", process, log)

@@ -68,9 +68,7 @@ def allowed(source: str, target: str) -> bool:
     if source == target:
         return True
     if source in SHARED_GROUND:
-        return target in SHARED_GROUND and GROUND_ORDER.index(target) < GROUND_ORDER.index(
-            source
-        )
+        return target in SHARED_GROUND and GROUND_ORDER.index(target) < GROUND_ORDER.index(source)
     return target in SHARED_GROUND or target in ALLOWED[source]
 
 

@@ -97,8 +97,8 @@ def ecs_root_handler() -> Iterator[CountingStream]:
         root.setLevel(level)
 
 
-def test_requests_finished_in_one_loop_turn_share_one_write() -> None:
-    log = RequestLog()
+def test_with_interval_0_requests_finished_in_one_loop_turn_share_one_write() -> None:
+    log = RequestLog(flush_interval=0)
 
     async def turn() -> None:
         for n in range(10):
@@ -113,19 +113,69 @@ def test_requests_finished_in_one_loop_turn_share_one_write() -> None:
     assert [json.loads(line)["url.path"] for line in lines] == [f"/{n}" for n in range(10)]
 
 
-def test_a_turn_with_more_lines_than_the_limit_writes_them_in_parts() -> None:
-    log = RequestLog()
-    count = RequestLog.MAX_PENDING * 2 + 3
+def test_a_full_buffer_is_written_at_once_and_no_write_exceeds_it_by_more_than_a_line() -> None:
+    log = RequestLog(flush_interval=30, buffer_bytes=4096)
+    count = 100
+    written_before_the_timer: list[int] = []
 
     async def turn() -> None:
         for _ in range(count):
             log.write(SCOPES[2], 200, 0, time.perf_counter_ns())
-        await asyncio.sleep(0)
+        written_before_the_timer.append(len(ecs_stream.writes))
+        log.flush()  # as on shutdown
 
     with ecs_root_handler() as ecs_stream:
         asyncio.run(turn())
-    assert len(ecs_stream.writes) == 3
+    line = len(ecs_stream.writes[0].splitlines()[0]) + 1
+    assert written_before_the_timer[0] == count * line // 4096
+    assert all(len(text) < 4096 + line for text in ecs_stream.writes)
     assert sum(text.count("\n") for text in ecs_stream.writes) == count
+
+
+def test_a_line_waits_for_the_interval_not_for_more_traffic() -> None:
+    log = RequestLog(flush_interval=0.2)
+    seen: list[int] = []
+
+    async def quiet_server() -> None:
+        log.write(SCOPES[2], 200, 0, time.perf_counter_ns())
+        await asyncio.sleep(0)
+        seen.append(len(ecs_stream.writes))  # not at the end of the turn
+        for _ in range(100):  # then nothing more happens; at most 10 s
+            await asyncio.sleep(0.1)
+            if ecs_stream.writes:
+                break
+        seen.append(len(ecs_stream.writes))
+
+    with ecs_root_handler() as ecs_stream:
+        asyncio.run(quiet_server())
+    assert seen == [0, 1]
+
+
+def test_lifespan_shutdown_writes_the_lines_still_buffered() -> None:
+    from fleetgap.serving.logs import RequestLogMiddleware
+
+    log = RequestLog(flush_interval=30)
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def shutdown() -> None:
+        log.write(SCOPES[2], 200, 0, time.perf_counter_ns())
+        sent: list[str] = []
+
+        async def receive():  # type: ignore[no-untyped-def]
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message):  # type: ignore[no-untyped-def]
+            sent.append(len(ecs_stream.writes))
+
+        await RequestLogMiddleware(app, log)({"type": "lifespan"}, receive, send)
+        assert sent == [1]  # written before the server hears the app is done
+
+    with ecs_root_handler() as ecs_stream:
+        asyncio.run(shutdown())
 
 
 def test_outside_an_event_loop_the_line_is_written_at_once() -> None:

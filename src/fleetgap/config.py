@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from fleetgap.errors import FleetgapError
+from fleetgap.errors import FleetgapError, without_userinfo
 
 # The Elastic Package Registry release whose behaviour fleetgap reproduces (spec: epr-api).
 COMPAT_VERSION = "1.40.1"
@@ -81,6 +81,8 @@ class Settings:
     # load shedding (shedding.py), per worker process; 0 is off
     max_downloads: int = 0
     download_rate: int = 0  # bytes per second per download
+    # request lines wait at most this long in a worker's buffer (nginx's access_log flush=)
+    log_flush_interval: float = 1.0
     # True when neither a config file nor a data dir was found: package_paths is then the
     # bundled sample packages (which carry no .sig files).
     sample_packages: bool = False
@@ -226,6 +228,8 @@ def parse_rate(value: str) -> int:
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(part) for part in value.split(os.pathsep) if part)
 
+
+MAX_LOG_FLUSH_INTERVAL = 60.0  # a line never waits longer than this for its write
 
 # --- the flag table ------------------------------------------------------------------------
 
@@ -387,6 +391,15 @@ FLEETGAP_FLAGS: tuple[Flag, ...] = (
         parse_rate,
         "Bytes per second per download, e.g. 10MB or 512KiB. [0: no limit]",
         env="FLEETGAP_DOWNLOAD_RATE",
+    ),
+    Flag(
+        "log-flush-interval",
+        "log_flush_interval",
+        parse_duration,
+        "Longest a request line waits in a worker's buffer before it is written, e.g. 1s or "
+        f"250ms; 0 writes at the end of each event-loop turn. "
+        f"At most {MAX_LOG_FLUSH_INTERVAL:g}s. [1s]",
+        env="FLEETGAP_LOG_FLUSH_INTERVAL",
     ),
 )
 
@@ -564,6 +577,10 @@ def _validate(settings: Settings, *, tls_min_given: bool) -> None:
         raise FleetgapError("--workers must be greater than 0")
     if settings.max_downloads < 0:
         raise FleetgapError("--max-downloads must be 0 (no limit) or more")
+    if not 0 <= settings.log_flush_interval <= MAX_LOG_FLUSH_INTERVAL:
+        raise FleetgapError(
+            f"--log-flush-interval must be between 0 and {MAX_LOG_FLUSH_INTERVAL:g}s"
+        )
     if settings.metrics_address:
         try:
             split_address(settings.metrics_address)
@@ -571,12 +588,12 @@ def _validate(settings: Settings, *, tls_min_given: bool) -> None:
             raise FleetgapError(f"invalid value for -metrics-address: {exc}") from None
     if settings.feature_proxy_mode and settings.proxy_to:
         scheme = settings.proxy_to.partition("://")[0].lower() if "://" in settings.proxy_to else ""
+        shown = without_userinfo(settings.proxy_to)
         if not scheme:
-            raise FleetgapError(f"invalid -proxy-to URL: {settings.proxy_to!r}")
+            raise FleetgapError(f"invalid -proxy-to URL: {shown!r}")
         if not settings.proxy_allow_insecure and scheme != "https":
             raise FleetgapError(
-                f'-proxy-to must use HTTPS (got "{settings.proxy_to}"); '
-                "use -proxy-allow-insecure to allow HTTP"
+                f'-proxy-to must use HTTPS (got "{shown}"); use -proxy-allow-insecure to allow HTTP'
             )
     if settings.server == "granian" and settings.tls and settings.tls_min_version in ("1.0", "1.1"):
         raise FleetgapError(

@@ -29,7 +29,7 @@ import httpx
 import stamina
 
 from fleetgap import __version__
-from fleetgap.errors import FleetgapError
+from fleetgap.errors import FleetgapError, printable, without_userinfo
 
 USER_AGENT = f"fleetgap/{__version__}"
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -59,9 +59,11 @@ class NetOptions:
 
 
 class NetError(FleetgapError):
-    """A request failed for good (after retries, or at once for a permanent status)."""
+    """A request failed for good (after retries, or at once for a permanent status).
+    `url` and `reason` are for showing: any user-info is already removed."""
 
     def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        url, reason = without_userinfo(url), without_userinfo(reason)
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
@@ -172,8 +174,8 @@ class Net:
                             self._renew(client)
                         if _retryable(exc) and attempt.num < options.attempts:
                             options.on_retry(
-                                f"{_printable(url)}: attempt {attempt.num} of {options.attempts} "
-                                f"failed ({_printable(_reason(exc))}); retrying in "
+                                f"{_shown(url)}: attempt {attempt.num} of {options.attempts} "
+                                f"failed ({_shown(_reason(exc))}); retrying in "
                                 f"{attempt.next_wait:g} s"
                             )
                         raise
@@ -215,7 +217,8 @@ def make_client(options: NetOptions) -> httpx.Client:
             ),
         )
     except (ValueError, httpx.InvalidURL) as exc:
-        raise FleetgapError(f"bad proxy URL {options.proxy!r}: {exc}") from None
+        proxy = without_userinfo(repr(options.proxy))
+        raise FleetgapError(f"bad proxy URL {proxy}: {without_userinfo(str(exc))}") from None
 
 
 def part_meta(part: Path) -> Path:
@@ -416,9 +419,9 @@ def _reason(exc: Exception) -> str:
     return _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
 
 
-def _printable(text: str) -> str:
-    """Outside text (a URL, a server's reason phrase) made safe for one terminal line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def _shown(text: str) -> str:
+    """Outside text (a URL, a server's reason phrase) for one line: no secrets, no controls."""
+    return without_userinfo(printable(text, one_line=True))
 
 
 def _describe(exc: httpx.HTTPError) -> str:

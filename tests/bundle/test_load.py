@@ -125,7 +125,7 @@ def test_unsigned_needs_allow_unsigned(cache, file_signer, tmp_path, trust_files
     assert listing(data) == {}
     # unsigned: the carried key is not vouched for; the file key must be given
     nokey = run("bundle", "load", out, "--data", data, "--allow-unsigned")
-    assert nokey.exit_code == 1 and "no key to verify" in nokey.output
+    assert nokey.exit_code == 1 and "is not trusted: the bundle is unsigned" in nokey.output
     ok = run("bundle", "load", out, "--data", data, "--allow-unsigned", "--key",
              trust_files["files"])  # fmt: skip
     assert ok.exit_code == 0, ok.output
@@ -222,7 +222,7 @@ def _hostile(path: Path, cache: DataDir, file_signer, extra) -> Path:
     """An unsigned bundle: the real manifest, then members `extra(tar)` adds."""
     manifest = Manifest(bundle_id="ab" * 16, created="2026-01-01T00:00:00Z", sequence=1,
                         fleetgap_version="0", selection={},
-                        files=(FileEntry("keys/k", 3, "0" * 64, "none", None),))  # fmt: skip
+                        files=(FileEntry("packages/k", 3, "0" * 64, "none", None),))  # fmt: skip
     body = encode_manifest(manifest)
     with writing(path, manifest.bundle_id, None) as stream:
         with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -250,14 +250,14 @@ def _file(name: str, data: bytes = b"abc", kind: bytes = tarfile.REGTYPE, link: 
     [
         (_file("../../etc/passwd"), "'..' path"),
         (_file("/etc/passwd"), "absolute"),
-        (_file("keys/k", kind=tarfile.SYMTYPE, link="/etc/passwd"), "is a link"),
-        (_file("keys/k", kind=tarfile.LNKTYPE, link="manifest.json"), "is a link"),
-        (_file("keys/k", kind=tarfile.CHRTYPE), "not a regular file"),
-        (_file("keys/k", kind=tarfile.FIFOTYPE), "not a regular file"),
-        (_file("keys/other"), "not in the manifest"),
+        (_file("packages/k", kind=tarfile.SYMTYPE, link="/etc/passwd"), "is a link"),
+        (_file("packages/k", kind=tarfile.LNKTYPE, link="manifest.json"), "is a link"),
+        (_file("packages/k", kind=tarfile.CHRTYPE), "not a regular file"),
+        (_file("packages/k", kind=tarfile.FIFOTYPE), "not a regular file"),
+        (_file("packages/other"), "not in the manifest"),
         (_file("manifest.json"), "appears twice"),
-        (_file("keys/k", b"abcd"), "4 bytes, the manifest says 3"),
-        (_file("keys/k", b"xyz"), "does not match the manifest"),
+        (_file("packages/k", b"abcd"), "4 bytes, the manifest says 3"),
+        (_file("packages/k", b"xyz"), "does not match the manifest"),
     ],
 )
 def test_hostile_members_are_refused(tmp_path, cache, file_signer, extra, expected):
@@ -272,7 +272,7 @@ def test_manifest_not_first_is_refused(tmp_path, cache, file_signer):
     path = tmp_path / "b.bundle"
     with writing(path, "cd" * 16, None) as stream:
         with tarfile.open(fileobj=stream, mode="w|") as tar:
-            _file("keys/k")(tar)
+            _file("packages/k")(tar)
         stream.finish()
     result = run("bundle", "verify", path, "--allow-unsigned")
     assert result.exit_code == 1 and "not manifest.json" in result.output

@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import yaml
 from serving import free_port
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
+INSTALLED = "/opt/fleetgap/bin/fleetgap"  # install.sh's virtual environment (its --prefix)
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ def test_dockerfile_has_the_go_registry_image_conventions():
     user = one("USER")
     assert user not in ("root", "0") and not user.startswith("0:")
     assert "/health" in one("HEALTHCHECK") and "8080" in one("HEALTHCHECK")
-    assert "ARG" in words and one("ARG").startswith("BUNDLE")
+    assert any(rest.startswith("BUNDLE") for w, rest in dockerfile() if w == "ARG")
     load = [rest for w, rest in dockerfile() if w == "RUN" and "bundle load" in rest]
     assert load and '--data "$FLEETGAP_DATA"' in load[0]
     for word in ("ENTRYPOINT", "CMD"):
@@ -170,7 +172,7 @@ def test_unit_verifies_with_systemd_analyze(tmp_path):
     assert systemd_analyze, "systemd-analyze missing (.ci/run installs Debian's systemd)"
     installed = shutil.which("fleetgap")
     assert installed, "the fleetgap console script is not installed"
-    text = (DEPLOY / "fleetgap.service").read_text().replace("/usr/local/bin/fleetgap", installed)
+    text = (DEPLOY / "fleetgap.service").read_text().replace(INSTALLED, installed)
     copy = tmp_path / "fleetgap.service"
     copy.write_text(text)
     verify = subprocess.run(
@@ -200,9 +202,68 @@ def test_unit_exec_start_starts(tmp_path):
     env["EPR_ADDRESS"] = f"127.0.0.1:{port}"
     (exec_start,) = service("ExecStart")
     command = [_mapped(arg, paths) for arg in shlex.split(exec_start)]
-    assert command[0] == "/usr/local/bin/fleetgap"
+    assert command[0] == INSTALLED
     with _running(command, env, tmp_path, port, tmp_path):
         pass
+
+
+def setup_commands() -> list[list[str]]:
+    """The commands the unit's header tells root to run, in order."""
+    header = (DEPLOY / "fleetgap.service").read_text().split("[Unit]")[0]
+    lines = [line[4:] for line in header.splitlines() if line.startswith("#   ")]
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+def test_unit_runs_what_install_sh_installs():
+    (install,) = [c for c in setup_commands() if c[0] == "sh" and c[1].endswith("/install.sh")]
+    assert "--prefix" not in " ".join(install)  # install.sh's default prefix: /opt/fleetgap
+    assert service("ExecStart")[0].split()[0] == "/opt/fleetgap/bin/fleetgap"
+
+
+def test_setup_as_documented_gives_the_service_user_no_ca_key(tmp_path):
+    """The header's `certs create` run as written (paths moved under tmp_path); what it
+    hands to the service user (chown/chgrp) is never the CA's key nor a folder holding it;
+    the env file it makes holds absolute paths, so the unit's ExecStart, started from
+    another directory with that file as its EnvironmentFile, serves HTTPS."""
+    root = tmp_path / "root"
+    paths = {"/etc/fleetgap": str(root / "etc"), "/root": str(root / "home"),
+             "/var/lib/fleetgap": str(root / "data")}  # fmt: skip
+    commands = [[_mapped(arg, paths) for arg in c] for c in setup_commands()]
+    (create,) = [c for c in commands if c[:3] == ["fleetgap", "certs", "create"]]
+    work = tmp_path / "somewhere"
+    work.mkdir()
+    result = subprocess.run([sys.executable, "-m", "fleetgap", *create[1:]], cwd=work,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (ca_key,) = [p for p in root.rglob("ca.key")]
+    for command in commands:
+        if command[0] in ("chown", "chgrp"):
+            assert "-R" not in command and "--recursive" not in command, command
+            for target in command[2:]:
+                assert not (ca_key == Path(target) or Path(target) in ca_key.parents), command
+    for command in commands:
+        if command[0] == "cp":
+            shutil.copy(command[1], command[2])
+    (env_file,) = [v.lstrip("-") for v in service("EnvironmentFile")]
+    env = dict(
+        line.split("=", 1) for line in Path(_mapped(env_file, paths)).read_text().splitlines()
+    )
+    assert all(Path(value).is_absolute() and Path(value).is_file() for value in env.values())
+    data = root / "data"
+    data.mkdir()
+    port = free_port()
+    env["EPR_ADDRESS"] = f"127.0.0.1:{port}"
+    command = [_mapped(arg, paths) for arg in shlex.split(service("ExecStart")[0])]
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    with _running(command, env, elsewhere, port, tmp_path, scheme="https"):
+        context = ssl.create_default_context(cafile=env["NODE_EXTRA_CA_CERTS"])
+        url = f"https://127.0.0.1:{port}/health"
+        name = create[create.index("--host") + 1]  # the certificate's name, checked by TLS
+        with httpx.Client(verify=context, timeout=10) as client:
+            request = client.build_request("GET", url, extensions={"sni_hostname": name})
+            answer = client.send(request)
+        assert answer.status_code == 200
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
@@ -254,11 +315,12 @@ def _mapped(value: str, paths: dict[str, str]) -> str:
 class _running:
     """Start `command` (its `fleetgap` run as this Python's `-m fleetgap`) until /health."""
 
-    def __init__(self, command, env, cwd, port, log_dir) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, command, env, cwd, port, log_dir, scheme="http") -> None:  # type: ignore[no-untyped-def]
         assert Path(command[0]).name == "fleetgap", command
         self.command = [sys.executable, "-m", "fleetgap", *command[1:]]
         self.env = {**os.environ, **env}
         self.cwd, self.port, self.log = cwd, port, log_dir / f"run-{port}.log"
+        self.scheme = scheme
 
     def __enter__(self) -> None:
         with open(self.log, "wb") as out:
@@ -270,7 +332,8 @@ class _running:
             if self.process.poll() is not None:
                 raise AssertionError(f"exited: {self.log.read_text()}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                url = f"{self.scheme}://127.0.0.1:{self.port}/health"
+                if httpx.get(url, timeout=2, verify=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -171,7 +171,8 @@ def test_fleet_server_without_the_key_endpoint(closed_side):
 
 
 def test_a_certificate_expiring_in_10_days(closed_side, tmp_path):
-    tls = create_certificates(["127.0.0.1"], tmp_path / "short", ca=[closed_side.tls_dir], days=10)
+    ca_dir = closed_side.tls_dir.with_name("tls-ca")  # where certs create put the CA's key
+    tls = create_certificates(["127.0.0.1"], tmp_path / "short", ca=[ca_dir], days=10)
     args = ("--data", str(closed_side.data), "-tls-cert", str(tls.cert), "-tls-key", str(tls.key))
     with fleetgap_serve(*args, log_dir=tmp_path, scheme="https") as short:
         code, checks = doctor(closed_side, **{"--registry": short.url})

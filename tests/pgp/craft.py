@@ -35,6 +35,7 @@ SIG_SUBKEY_REVOCATION = 0x28
 
 # subpacket types (RFC 4880 §5.2.3.1)
 SP_CREATED = 2
+SP_SIGNATURE_EXPIRES = 3
 SP_KEY_EXPIRES = 9
 SP_ISSUER = 16
 SP_PRIMARY_UID = 25
@@ -50,6 +51,7 @@ ENCRYPT = 0x04 | 0x08
 
 # hash algorithm id -> (hashlib name, cryptography hash class) (RFC 4880 §9.4)
 HASHES: dict[int, tuple[str, type[hashes.HashAlgorithm]]] = {
+    1: ("md5", hashes.MD5),
     2: ("sha1", hashes.SHA1),
     8: ("sha256", hashes.SHA256),
     9: ("sha384", hashes.SHA384),
@@ -186,6 +188,11 @@ def sp_created(timestamp: int) -> Subpacket:
 def sp_key_expires(seconds: int) -> Subpacket:
     """Key expiration time: seconds after the key's creation (0 = never)."""
     return (SP_KEY_EXPIRES, seconds.to_bytes(4, "big"))
+
+
+def sp_signature_expires(seconds: int) -> Subpacket:
+    """Signature expiration time: seconds after the signature's creation (0 = never)."""
+    return (SP_SIGNATURE_EXPIRES, seconds.to_bytes(4, "big"))
 
 
 def sp_key_flags(flags: int) -> Subpacket:

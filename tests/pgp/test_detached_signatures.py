@@ -15,6 +15,7 @@ from fleetgap.pgp.keys import (
     KeyFileError,
     SecretKey,
     parse_public_key,
+    read_key_ring,
     read_public_key,
 )
 from fleetgap.pgp.packets import parse_key
@@ -111,9 +112,13 @@ def test_elastic_key_is_read_with_its_pinned_fingerprint(elastic_key_file: Path)
     assert key.weak_self_signatures  # SHA-1 self-signatures: pysequoia refuses it, Go does not
 
 
-def test_only_the_first_armored_block_is_read(drop: Path, elastic_key_file: Path) -> None:
+def test_go_reads_only_the_first_armored_block_but_a_trusted_key_file_holds_one(
+    drop: Path, elastic_key_file: Path
+) -> None:
     both = elastic_key_file.read_bytes() + (drop / "public-key.pgp").read_bytes()
-    assert parse_public_key(both).fingerprint == ELASTIC_FINGERPRINT
+    assert read_key_ring(both).fingerprint == ELASTIC_FINGERPRINT
+    with pytest.raises(KeyFileError, match="holds 2 armored blocks"):
+        parse_public_key(both)
 
 
 def test_unarmored_or_wrong_block_is_not_a_key(drop: Path) -> None:

@@ -37,7 +37,7 @@ from craft import (
     user_id_signature,
 )
 
-from fleetgap.pgp.keys import parse_public_key
+from fleetgap.pgp.keys import read_key_ring
 from fleetgap.pgp.signatures import SignatureError, verify_bytes
 
 goverify = test_pgp_interop.goverify  # the Go verifier fixture, built once per module
@@ -544,7 +544,7 @@ CASES = {
 def test_fleetgap_reads_it_as_go_does(keys: Trio, name: str) -> None:
     case = CASES[name]
     cert, signature = case.build(keys)
-    key = parse_public_key(craft.armor_public(cert))
+    key = read_key_ring(craft.armor_public(cert))
     if case.go_verifies:
         assert verify_bytes(DATA, signature.encode(), [key]) is key
     else:
@@ -571,7 +571,7 @@ def test_a_revoked_subkey_never_signs_though_go_needs_a_reason(
     signature = craft.detached_signature(k.sub, DATA)
     assert _go(goverify, tmp_path, cert, signature) is True
     with pytest.raises(SignatureError, match="is revoked"):
-        verify_bytes(DATA, signature.encode(), [parse_public_key(craft.armor_public(cert))])
+        verify_bytes(DATA, signature.encode(), [read_key_ring(craft.armor_public(cert))])
 
 
 def _go(goverify: Path, folder: Path, cert: bytes, signature: str) -> bool:

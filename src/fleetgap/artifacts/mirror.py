@@ -25,7 +25,8 @@ from fleetgap.artifacts.catalogue import Artifact
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions, Progress, discard_part
-from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key, read_public_key
+from fleetgap.pgp.elastic_key import elastic_signing_keys
+from fleetgap.pgp.keys import PublicKey
 from fleetgap.pgp.sha512 import expected_sha512
 from fleetgap.pgp.signatures import (
     SignatureError,
@@ -39,7 +40,6 @@ from fleetgap.store import (
     DataDir,
     atomic_write_bytes,
     exclusive,
-    is_temporary_name,
     place_file,
     prune_stale,
 )
@@ -127,7 +127,7 @@ def mirror(
         options = NetOptions(**{**options.__dict__, "connections": parallel})
     unique = tuple({a.path: a for a in artifacts}.values())
     started = time.monotonic()
-    with exclusive(data.state / "mirror.lock", "fleetgap artifacts mirror"):
+    with exclusive(data.load_lock, "fleetgap artifacts mirror"):
         pruned = prune_stale(data.incoming, STALE_PART_SECONDS)
         with Net(options) as net:
             job = _Job(net, data, tuple(keys), source, progress)
@@ -136,23 +136,8 @@ def mirror(
 
 
 def trusted_keys(data: DataDir, key_files: Sequence[Path] = ()) -> list[PublicKey]:
-    """`--key` files if given; otherwise the Elastic key found in DATA/keys/ (pinned)."""
-    if key_files:
-        return [read_public_key(path) for path in key_files]
-    for path in sorted(data.keys.glob("*")) if data.keys.is_dir() else ():
-        if not path.is_file() or is_temporary_name(path.name):
-            continue
-        try:
-            key = parse_public_key(path.read_bytes())
-        except (FleetgapError, OSError):
-            continue
-        if key.fingerprint == ELASTIC_FINGERPRINT:
-            return [key]
-    raise FleetgapError(
-        f"no trusted signing key: Elastic's key (fingerprint {ELASTIC_FINGERPRINT}) is not in "
-        f"{data.keys} (fetch it with `fleetgap keys fetch-elastic --data {data.root}`) "
-        "and no --key FILE was given"
-    )
+    """`--key` files if given; otherwise Elastic's key found in DATA/keys/ (pinned)."""
+    return list(elastic_signing_keys(data.root, key_files).required(data.root))
 
 
 def _run_all(run: Callable[[Artifact], Outcome], artifacts: Sequence[Artifact], parallel: int):

@@ -29,7 +29,7 @@ class RichProgress:
 
     def __init__(self) -> None:
         self._progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # names come from outside
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),

@@ -6,7 +6,7 @@ The receipt itself is read by `fleetgap.bundle.receipt.read_receipt`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from fleetgap.bundle.manifest import FileEntry
 from fleetgap.bundle.receipt import FORMAT as RECEIPT_FORMAT
 from fleetgap.bundle.receipt import read_receipt
+from fleetgap.pgp.keys import PublicKey
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class Holding:
         return (path, sha256) in self.files
 
 
-def read_holding(path: Path) -> Holding:
-    receipt = read_receipt(path)
+def read_holding(path: Path, signers: Sequence[PublicKey] = ()) -> Holding:
+    receipt = read_receipt(path, signers)
     document = {
         "format": RECEIPT_FORMAT,
         "format_version": 1,

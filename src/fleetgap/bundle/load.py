@@ -6,12 +6,15 @@
    prerequisites, files at the same path with other content (refused: load never replaces
    or deletes what it did not bring).
 3. Stream every member into DATA/state/incoming/<bundle_id>/ while checking it (verify.py).
-4. Write the journal (the moves, the receipt, the audit record; fsync), publish (sidecars,
+4. The check of step 2 again (a file may have appeared while streaming; writers that
+   publish into DATA take the same lock, others may not), then write the journal (the
+   moves, the receipt, the audit record; fsync), publish (sidecars,
    signatures and keys before the files they verify; os.replace), receipt, audit line,
    remove the journal, then `bump_generation` last so servers rescan once.
 
 Test hook: env FLEETGAP_TEST_PAUSE_AT=stream|publish makes load sleep 60 s after the first
-streamed member or after the first published move, so a test can kill -9 it there.
+streamed member or after the first published move, so a test can kill -9 it there (or act
+then, and create the file FLEETGAP_TEST_RESUME_FILE names to let it go on at once).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
 from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
 from fleetgap.bundle.writer import WriteProgress
 from fleetgap.errors import FleetgapError
-from fleetgap.store import DataDir, atomic_write_bytes, bump_generation, exclusive
+from fleetgap.pgp.fleet_server import KEY_FILENAME
+from fleetgap.store import DataDir, Lease, atomic_write_bytes, bump_generation, exclusive
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,12 @@ class LoadResult:
 
 class _AlreadyLoaded(Exception):
     pass
+
+
+# Fleet Server serves its key file only when its mode is exactly 0600 (spec: fleet-server-pgp
+# §3); everything else a bundle brings is world-readable, as `serve` reads it.
+_FILE_MODES = {f"keys/{KEY_FILENAME}": 0o600}
+_DEFAULT_MODE = 0o644
 
 
 def _counted(chunks: Iterator[bytes], progress: WriteProgress) -> Iterator[bytes]:
@@ -68,13 +78,13 @@ def load(
     progress: WriteProgress | None = None,  # the carried bytes, as they are checked
 ) -> LoadResult:
     if dry_run:
-        return _load(files, data, trust, allow_downgrade, dry_run, progress)
+        return _load(files, data, trust, allow_downgrade, dry_run, progress=progress)
     existed = data.root.exists()
     data.ensure()
     try:
-        with exclusive(data.state / "load.lock", "fleetgap bundle load"):
+        with exclusive(data.load_lock, "fleetgap bundle load") as lease:
             recover(data)
-            return _load(files, data, trust, allow_downgrade, dry_run, progress)
+            return _load(files, data, trust, allow_downgrade, dry_run, lease, progress)
     except BaseException:
         if not existed:
             _remove_unused_skeleton(data)
@@ -90,8 +100,15 @@ def _remove_unused_skeleton(data: DataDir) -> None:
         shutil.rmtree(data.root, ignore_errors=True)
 
 
-def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bool,
-          progress: WriteProgress | None = None):  # fmt: skip
+def _load(
+    files,
+    data: DataDir,
+    trust: Trust,
+    allow_downgrade: bool,
+    dry_run: bool,
+    lease: Lease | None = None,
+    progress: WriteProgress | None = None,
+) -> LoadResult:
     incoming: Path | None = None
     keep: list[str] = []  # carried files already present with the same content
 
@@ -151,6 +168,12 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
         _discard(incoming)
         raise
     manifest = verified.manifest
+    if not dry_run:  # again at publish time: a file may have appeared while streaming
+        try:
+            keep = _check_conflicts(data, manifest.carried)
+        except FleetgapError:
+            _discard(incoming)
+            raise
     moves = [e.path for e in sorted(manifest.carried, key=_publish_order) if e.path not in keep]
     if dry_run:
         return LoadResult(
@@ -181,6 +204,12 @@ def _load(files, data: DataDir, trust: Trust, allow_downgrade: bool, dry_run: bo
         "checks": [c.as_dict() for c in verified.checks],
     }
     journal = {"bundle_id": manifest.bundle_id, "moves": moves, "receipt": receipt, "audit": audit}
+    if lease is not None:
+        try:  # the point of no return: the lock is still ours, not taken over by another host
+            lease.confirm()
+        except FleetgapError:
+            _discard(incoming)
+            raise
     atomic_write_bytes(journal_path(data), json.dumps(journal).encode())
     _roll_forward(data, journal)
     return LoadResult(
@@ -211,6 +240,7 @@ def _roll_forward(data: DataDir, journal: dict[str, Any]) -> None:
         if source.is_file():  # else moved before the crash
             target = data.root / path
             target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(source, _FILE_MODES.get(path, _DEFAULT_MODE))
             os.replace(source, target)
         if index == 0:
             _pause("publish")
@@ -225,7 +255,8 @@ def _roll_forward(data: DataDir, journal: dict[str, Any]) -> None:
                 handle.write(json.dumps(journal["audit"], sort_keys=True) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-        atomic_write_bytes(receipt_file, json.dumps(receipt, indent=1).encode() + b"\n")
+        body = json.dumps(receipt, indent=1).encode() + b"\n"
+        atomic_write_bytes(receipt_file, body, mode=0o644)  # servers read it, maybe as another user
     journal_path(data).unlink(missing_ok=True)
     shutil.rmtree(incoming, ignore_errors=True)
     bump_generation(data, bundle_id)
@@ -299,4 +330,7 @@ def _discard(incoming: Path | None) -> None:
 def _pause(point: str) -> None:
     if os.environ.get("FLEETGAP_TEST_PAUSE_AT") == point:
         print(f"paused at {point}", flush=True)
-        time.sleep(60)
+        resume = os.environ.get("FLEETGAP_TEST_RESUME_FILE")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (resume and os.path.exists(resume)):
+            time.sleep(0.05)

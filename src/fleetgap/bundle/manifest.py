@@ -29,14 +29,15 @@ VERIFIED_BY = (
     "sha512+openpgp-detached",  # an artifact, by its .sha512 and .asc
     "sidecar",  # a .sig/.asc/.sha512 itself (it is what verifies another file)
     "pinned-fingerprint",  # a key file, by its fingerprint
+    "pip",  # a wheel of fleetgap's kit under kit/, fetched and checked by pip
     "none",
 )
-TOP_FOLDERS = ("packages", "downloads", "keys")  # what a bundle may write into a data dir
+TOP_FOLDERS = ("packages", "downloads", "keys", "kit")  # what a bundle may write into a data dir
 MAX_MANIFEST_BYTES = 256 << 20  # a bound on what a reader holds in memory
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FINGERPRINT = re.compile(r"[0-9A-F]{16,64}")
-_BUNDLE_ID = re.compile(r"[0-9a-f]{32}")
+BUNDLE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ManifestError(FleetgapError):
@@ -150,7 +151,7 @@ def decode_manifest(data: bytes) -> Manifest:
 
 def validate(manifest: Manifest) -> None:
     """Everything a reader relies on: ids, paths that stay inside the data dir, no duplicates."""
-    if not _BUNDLE_ID.fullmatch(manifest.bundle_id):
+    if not BUNDLE_ID.fullmatch(manifest.bundle_id):
         raise ManifestError(f"manifest bundle_id {manifest.bundle_id!r} is not 32 hex digits")
     if manifest.sequence < 0:
         raise ManifestError(f"manifest sequence {manifest.sequence} is negative")

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetgap.bundle.manifest import TOP_FOLDERS
+from fleetgap.bundle.manifest import BUNDLE_ID, TOP_FOLDERS
 from fleetgap.errors import FleetgapError
-from fleetgap.pgp.keys import SecretKey
-from fleetgap.pgp.signatures import sign_bytes
+from fleetgap.pgp.keys import PublicKey, SecretKey
+from fleetgap.pgp.signatures import sign_bytes, verify_own_signature
 from fleetgap.store import DataDir, is_temporary_name
 
 FORMAT = "fleetgap-receipt"
@@ -42,6 +44,40 @@ def loaded_receipts(data: DataDir) -> list[dict[str, Any]]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         found.append(json.loads(path.read_text()))
     return found
+
+
+def unseen_files(data: DataDir, bundle_id: str) -> list[str]:
+    """What the finished load of `bundle_id` brought that a listing of DATA here does not show
+    yet, its receipt first. A server on another host sharing DATA over NFS may see the new
+    generation file before its cached view of the folders catches up: it waits for these.
+    Empty for a label that is no bundle id (a generation bumped by another job)."""
+    if not BUNDLE_ID.fullmatch(bundle_id):
+        return []
+    folder = receipts_dir(data)
+    names = _listing(folder)
+    receipt = next((n for n in names if n.endswith(f"-{bundle_id}.json")), None)
+    if receipt is None:
+        return [f"state/receipts/*-{bundle_id}.json"]
+    try:
+        files = json.loads((folder / receipt).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # listed but not readable here (another user's, 0600): nothing to check
+    listings: dict[str, frozenset[str]] = {}
+    unseen = []
+    for item in files:
+        parent, _, name = str(item["path"]).rpartition("/")
+        if parent not in listings:
+            listings[parent] = _listing(data.root / parent)
+        if name not in listings[parent]:
+            unseen.append(item["path"])
+    return unseen
+
+
+def _listing(folder: Path) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(folder))  # a listing, as the package index reads them
+    except OSError:
+        return frozenset()
 
 
 def sha256_file(path: Path) -> str:
@@ -90,13 +126,17 @@ def _signed_bytes(body: dict[str, Any]) -> bytes:
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
 
 
-def read_receipt(path: Path) -> Receipt:
+def read_receipt(path: Path, signers: Sequence[PublicKey] = ()) -> Receipt:
+    """The receipt at `path`; with `signers`, its signature must verify with one of them
+    under the rules for fleetgap's own signatures (SHA-256 or stronger, nothing expired)."""
     try:
         raw = json.loads(Path(path).read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise FleetgapError(f"{path}: not a readable receipt: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("format_version") != 1:
         raise FleetgapError(f"{path}: not a fleetgap receipt (format {FORMAT}, version 1)")
+    if signers:
+        _check_signature(path, raw, signers)
     files = raw.get("files")
     if not isinstance(files, list) or not all(
         isinstance(f, dict) and {"path", "sha256", "size"} <= set(f) for f in files
@@ -108,3 +148,13 @@ def read_receipt(path: Path) -> Receipt:
         tuple(files),
         raw.get("signer"),
     )
+
+
+def _check_signature(path: Path, raw: dict[str, Any], signers: Sequence[PublicKey]) -> None:
+    signature = raw.get("signature")
+    if not isinstance(signature, str):
+        raise FleetgapError(f"{path}: the receipt is not signed (`bundle receipt --sign-key`)")
+    try:
+        verify_own_signature(_signed_bytes(raw), signature.encode(), signers)
+    except FleetgapError as exc:
+        raise FleetgapError(f"{path}: receipt signature: {exc}") from None

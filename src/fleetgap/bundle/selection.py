@@ -17,6 +17,10 @@ the file is composed into PyYAML nodes, whose marks carry the line numbers.
       - file: default.pgp                                 # Fleet Server's key file
         source: ./elastic-agent.asc                       # a URL or a local path
         fingerprint: 46095ACC8548582C1A2699A9D27D666CD88E42B4   # default: Elastic's, pinned
+    kit:                                                  # fleetgap's own wheels (bundle/kit.py)
+      platforms: [linux-x86_64]
+      python: ["3.11"]
+      find_links: ./wheels        # optional: only this folder (beside the file), not the index
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import yaml
 
 from fleetgap.artifacts.catalogue import Catalogue, check_version, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source
+from fleetgap.bundle.kit import PLATFORM_TAGS, PYTHONS
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.elastic_key import AGENT_KEY_FILE, ELASTIC_KEY_FILE, ELASTIC_KEY_URL
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT
@@ -56,7 +61,7 @@ KEY_SOURCES: Mapping[str, str] = {
     ELASTIC_KEY_FILE: ELASTIC_KEY_URL,
     FLEET_SERVER_KEY_FILE: AGENT_KEY_URL,  # what Fleet Server fetches when it has no file
 }
-_TOP_KEYS = ("address", "matrix", "queries", "packages", "actions", "artifacts", "keys")
+_TOP_KEYS = ("address", "matrix", "queries", "packages", "actions", "artifacts", "keys", "kit")
 _ARTIFACT_KEYS = ("source", "versions", "products", "platforms", "package_types")
 _FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 _PACKAGE_NAME = re.compile(r"^[a-z0-9_]+$")  # what EPR accepts as a package name
@@ -123,6 +128,15 @@ class KeySpec:
 
 
 @dataclass(frozen=True)
+class KitSpec:
+    """The `kit:` entry: fleetgap's wheels for these platforms and Pythons (under DATA/kit/)."""
+
+    platforms: tuple[str, ...]
+    pythons: tuple[str, ...]
+    find_links: Path | None = None  # take the wheels from this folder only, not the index
+
+
+@dataclass(frozen=True)
 class Selection:
     path: Path
     address: str
@@ -133,6 +147,7 @@ class Selection:
     artifacts: tuple[ArtifactSet, ...]
     keys: tuple[KeySpec, ...]
     document: Mapping[str, Any]  # the file as plain data, for the bundle manifest
+    kit: KitSpec | None = None
 
 
 def load_selection(path: Path, catalogue: Catalogue | None = None) -> Selection:
@@ -177,6 +192,7 @@ def parse_selection(text: str, path: Path, catalogue: Catalogue | None = None) -
         # key paths: beside the file; bare key names: beside the artifacts' source
         keys=tuple(reader.keys(top.get("keys"), base, {a.source for a in artifacts})),
         document=_plain(root),
+        kit=reader.kit(top["kit"], base) if "kit" in top else None,
     )
 
 
@@ -371,6 +387,24 @@ class _Reader:
             if source and not source.startswith(("http://", "https://")):
                 source = str(base / source)
             yield KeySpec(file, source or KEY_SOURCES[file], fingerprint or ELASTIC_FINGERPRINT)
+
+    def kit(self, node: yaml.Node, base: Path) -> KitSpec:
+        fields = self.mapping(node, "kit", ("platforms", "python", "find_links"))
+        chosen = {}
+        for key, known in (("platforms", tuple(PLATFORM_TAGS)), ("python", PYTHONS)):
+            if key not in fields:
+                self.fail(node, f"kit needs {key} (known: {', '.join(known)})")
+            values = self.strings(fields[key], key)
+            for value, value_node in values:
+                if value not in known:
+                    self.fail(
+                        value_node, f"unknown kit {key} {value!r} (known: {', '.join(known)})"
+                    )
+            if not values:
+                self.fail(fields[key], f"kit needs at least one of {key}")
+            chosen[key] = tuple(dict.fromkeys(value for value, _ in values))
+        links = self.string(fields["find_links"], "find_links") if "find_links" in fields else ""
+        return KitSpec(chosen["platforms"], chosen["python"], base / links if links else None)
 
 
 def node_text(node: yaml.Node) -> str:

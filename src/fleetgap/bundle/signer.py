@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fleetgap.errors import FleetgapError
+from fleetgap.errors import FleetgapError, printable
 from fleetgap.pgp.keys import PublicKey
 from fleetgap.pgp.signatures import parse_detached_signature, verify_bytes
 
@@ -24,7 +24,8 @@ class Signer:
 
     def line(self) -> str:
         if self.verified:
-            names = ", ".join(_printable(uid) for uid in self.user_ids) or "no user ID"
+            shown = [printable(uid, one_line=True) for uid in self.user_ids]
+            names = ", ".join(shown) or "no user ID"
             return f"signed by {self.fingerprint} ({names}): verified with a trusted signer's key"
         return (
             f"signed by key ID {self.key_id or 'unknown'}, not a trusted signer's key: give it "
@@ -52,8 +53,3 @@ def manifest_signer(manifest: bytes, signature: bytes, keys: Sequence[PublicKey]
             return Signer(key_id)
         return Signer(key_id, key.fingerprint, tuple(key.user_ids))
     return Signer(key_id)
-
-
-def _printable(text: str) -> str:
-    """A user ID is outside text: control characters shown escaped, never sent raw."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -3,6 +3,7 @@
     cache/keys/       the selection's key files, each checked against its pinned fingerprint
     cache/packages/   <name>-<version>.zip + .zip.sig, the zip verified by its .sig
     cache/downloads/  artifacts + .sha512 + .asc, verified as the agent verifies them
+    cache/kit/        fleetgap's wheels (the selection's `kit:`), fetched and checked by pip
 
 Nothing unverified is ever placed there: downloads wait in cache/state/incoming/ (resumed
 on the next run) and are moved in only after their signature verifies. Files already in
@@ -17,11 +18,13 @@ everything that did verify stays in the cache for the next run.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetgap.artifacts.mirror import FAILED, MISSING, ProgressFactory, mirror
+from fleetgap.bundle.kit import KitTarget, download_wheels
 from fleetgap.bundle.manifest import FileEntry
 from fleetgap.bundle.packages import Fetched, FileProgress, PackageFetcher, Target
 from fleetgap.bundle.resolve import (
@@ -30,18 +33,19 @@ from fleetgap.bundle.resolve import (
     resolve_artifacts,
     resolve_packages,
 )
-from fleetgap.bundle.selection import KeySpec, Selection
+from fleetgap.bundle.selection import KeySpec, KitSpec, Selection
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.pgp.artifact_check import check_artifact
 from fleetgap.pgp.elastic_key import ELASTIC_KEY_FILE, ELASTIC_KEY_URL, check_elastic_key
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, KeyFileError, PublicKey, parse_public_key
-from fleetgap.store import DataDir, atomic_write_bytes, exclusive
+from fleetgap.store import DataDir, atomic_write_bytes, exclusive, place_file
 
 OPENPGP = "openpgp-detached"
 SHA512_OPENPGP = "sha512+openpgp-detached"
 SIDECAR = "sidecar"
 PINNED = "pinned-fingerprint"
+PIP = "pip"
 _SIG_LIMIT = 1 << 20
 
 
@@ -70,7 +74,9 @@ def stage(
     options = net_options or NetOptions(connections=max(parallel, 8))
     with exclusive(cache.state / "stage.lock", "fleetgap bundle create"), Net(options) as net:
         key_entries, carried = _stage_keys(selection.keys, cache, net)
-        trusted = tuple(trust) or _elastic_trust(carried, cache, net)
+        signed = selection.matrix or selection.queries or selection.packages or selection.artifacts
+        # a selection of keys and the kit only has no Elastic signature to check
+        trusted = tuple(trust) or (_elastic_trust(carried, cache, net) if signed else ())
         refs = resolve_packages(selection, net, parallel, on_unmatched)
         fetcher = PackageFetcher(
             net, selection.address, trusted, cache.incoming / "packages", progress
@@ -84,8 +90,9 @@ def stage(
     artifact_entries, artifact_refused = _stage_artifacts(
         artifacts, cache, trusted, options, parallel, progress
     )
+    kit_entries = _stage_kit(selection.kit, cache, options) if selection.kit else []
     return Staged(
-        entries=tuple(key_entries + package_entries + artifact_entries),
+        entries=tuple(key_entries + package_entries + artifact_entries + kit_entries),
         refused=tuple(refused + artifact_refused),
         packages=len(refs),
         artifacts=len(artifacts),
@@ -204,6 +211,20 @@ def _stage_artifacts(
             entries.append(_entry(cache, Path(f"{binary}.sha512"), SIDECAR, None))
             entries.append(_entry(cache, Path(f"{binary}.asc"), SIDECAR, fingerprint))
     return entries, refused
+
+
+def _stage_kit(kit: KitSpec, cache: DataDir, options: NetOptions) -> list[FileEntry]:
+    """pip downloads into a fresh folder; exactly those wheels go in (older ones left in
+    cache/kit/ by earlier runs are not carried)."""
+    target = KitTarget(kit.platforms, kit.pythons)
+    with tempfile.TemporaryDirectory(prefix="kit-", dir=cache.incoming) as work:
+        names = download_wheels(
+            Path(work), target, find_links=kit.find_links, index=kit.find_links is None,
+            net_options=options,
+        )  # fmt: skip
+        for name in names:
+            place_file(Path(work) / name, cache.kit / name)
+    return [_entry(cache, cache.kit / name, PIP, None) for name in names]
 
 
 def _entry(cache: DataDir, path: Path, verified_by: str, fingerprint: str | None) -> FileEntry:

@@ -8,6 +8,7 @@ and each artifact against its `.sha512` and `.asc`, as Kibana and the agent chec
 Keys for packages and artifacts: `--key` files, a carried key with Elastic's pinned
 fingerprint, Elastic's key already in DATA/keys/, and — only when the manifest's signature
 verified with a trusted signer, who vouches for them — every other key the bundle carries.
+An unsigned bundle that carries any other key is refused: it cannot change what is trusted.
 Sidecars and keys come before the files they check (manifest.sorted_entries), so they are
 held in memory (each at most 1 MiB) and every file is read exactly once.
 """
@@ -15,12 +16,13 @@ held in memory (each at most 1 MiB) and every file is read exactly once.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from fleetgap.bundle.hashpipe import HashPipe
-from fleetgap.bundle.manifest import SIGNATURE_NAME, FileEntry, Manifest
+from fleetgap.bundle.manifest import SIDECAR_SUFFIXES, SIGNATURE_NAME, FileEntry, Manifest
 from fleetgap.bundle.reader import MAX_SIGNATURE_BYTES, BundleError, BundleReader, find_parts
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.keys import ELASTIC_FINGERPRINT, PublicKey, parse_public_key
@@ -30,9 +32,19 @@ from fleetgap.pgp.signatures import (
     SignedDigests,
     check_signers,
     parse_detached_signature,
-    verify_bytes,
     verify_digests,
+    verify_own_signature,
 )
+
+# kit/<distribution>-<version>(-<build>)-<python>-<abi>-<platform>.whl, nothing deeper.
+_WHEEL_PATH = re.compile(
+    r"kit/[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+(-[0-9][A-Za-z0-9_]*)?(-[A-Za-z0-9_.]+){3}\.whl"
+)
+
+
+def is_wheel_path(path: str) -> bool:
+    return _WHEEL_PATH.fullmatch(path) is not None
+
 
 # A sink consumes a member's chunks (load writes them to DATA/state/incoming/).
 Sink = Callable[[FileEntry, Iterator[bytes]], None]
@@ -109,6 +121,8 @@ def verify_bundle(
             )
         else:
             note(Check(SIGNATURE_NAME, "none: bundle is unsigned, loaded with --allow-unsigned"))
+        for entry in reader.manifest.files:
+            check_verified_by(entry)
         if before_files is not None:
             before_files(result)
         checker = _FileChecker(trust, vouched=signer is not None, hashes=reader.hashes)
@@ -148,6 +162,24 @@ def verify_bundle(
     return result
 
 
+def check_verified_by(entry: FileEntry) -> None:
+    """What verifies a file is tied to its path, whatever the manifest says: a key file is
+    one pinned or trusted certificate; under downloads/ a binary needs its .sha512 and .asc
+    and only those sidecars are held as sidecars; `none` is never enough there."""
+    path, kind = entry.path, entry.verified_by
+    if path.startswith("keys/"):
+        allowed = kind == "pinned-fingerprint"
+    elif path.startswith("downloads/"):
+        sidecar = path.endswith(SIDECAR_SUFFIXES)
+        allowed = kind not in ("none", "pinned-fingerprint", "openpgp-detached") and (
+            sidecar == (kind == "sidecar")
+        )
+    else:
+        allowed = True
+    if not allowed:
+        raise BundleError(f"{path}: the manifest says it is verified by {kind!r}; refused there")
+
+
 def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey | None:
     where = reader._where()
     if reader.signature is None:
@@ -167,7 +199,7 @@ def _check_manifest_signature(reader: BundleReader, trust: Trust) -> PublicKey |
             "--trust-key KEY (or put it in DATA/state/bundle-signers/)"
         )
     try:
-        return verify_bytes(reader.manifest_bytes, reader.signature, trust.signers)
+        return verify_own_signature(reader.manifest_bytes, reader.signature, trust.signers)
     except FleetgapError as exc:
         raise BundleError(
             reader._with_damage(
@@ -196,6 +228,8 @@ class _FileChecker:
                 f"{entry.path}: a package zip must be verified by its .sig "
                 f"(the manifest says {kind!r})"
             )
+        if entry.path.startswith("kit/") or kind == "pip":
+            return self._wheel(entry, chunks)
         if kind == "openpgp-detached":
             return self._signed(entry, chunks, entry.path + ".sig", None)
         if kind == "sha512+openpgp-detached":
@@ -214,7 +248,7 @@ class _FileChecker:
                 continue
             self.small[entry.path] = data
             if entry.verified_by == "pinned-fingerprint":
-                checks.append(self._key(entry, data))
+                checks.append(self._key(entry, data, carried=False))
         return checks
 
     def checks_for(self, entry: FileEntry) -> list[Check]:
@@ -247,7 +281,29 @@ class _FileChecker:
             "side it applies to, with --data DIR (the data directory it loads into)"
         )
 
-    def _key(self, entry: FileEntry, data: bytes) -> Check:
+    def _wheel(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """A kit wheel has no signature of its own: its SHA-256 in the manifest (checked by
+        the reader) is what vouches for it, so the manifest's signature does."""
+        if entry.verified_by != "pip" or not is_wheel_path(entry.path):
+            raise BundleError(
+                f"{entry.path}: under kit/ only wheels fetched by pip may be carried "
+                f"(the manifest says {entry.verified_by!r})"
+            )
+        if not self.vouched:
+            # other hosts pip-install what /fleetgap/simple/ serves: code, vouched for by nothing
+            raise BundleError(
+                f"{entry.path}: fleetgap's own wheels cross only in a signed bundle "
+                "(in an unsigned one nothing vouches for them)"
+            )
+        yield from chunks
+        self.pending[entry.path] = [
+            Check(
+                entry.path,
+                f"wheel: SHA-256 {entry.sha256} and size {entry.size} as in the signed manifest",
+            )
+        ]
+
+    def _key(self, entry: FileEntry, data: bytes, *, carried: bool = True) -> Check:
         try:
             key = parse_public_key(data)
         except FleetgapError as exc:
@@ -264,10 +320,14 @@ class _FileChecker:
             how = "a key given with --key"
         elif self.vouched:
             how = "fingerprint as in the signed manifest (vouched for by its signer)"
+        elif carried:
+            raise BundleError(
+                f"{entry.path}: key {key.fingerprint} is not trusted: the bundle is unsigned "
+                "and it is neither Elastic's key nor one given with --key"
+            )
         else:
-            how = "not trusted (unsigned bundle, not Elastic's key, not given with --key)"
-        if not how.startswith("not trusted"):
-            self.keys.append(key)
+            return Check(entry.path, "OpenPGP key already here: not used (unsigned bundle)")
+        self.keys.append(key)
         return Check(entry.path, f"OpenPGP key: {how}", key.fingerprint)
 
     def _signed(

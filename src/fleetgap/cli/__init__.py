@@ -12,6 +12,7 @@ import sys
 import click
 
 from fleetgap import __version__
+from fleetgap.cli.console import shown
 from fleetgap.errors import FleetgapError
 
 
@@ -20,7 +21,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except FleetgapError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {shown(str(exc))}", err=True)
             sys.exit(1)
         except BrokenPipeError:
             # the reader left (`… | head`): stop quietly, as tools killed by SIGPIPE do; the
@@ -30,7 +31,7 @@ class _Group(click.Group):
             sys.exit(141)
         except OSError as exc:  # a file system refusal (permissions, a full disk, …)
             where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            click.echo(shown(f"error: {exc.strerror or exc}{where}"), err=True)
             sys.exit(1)
 
 
@@ -67,6 +68,10 @@ def _register() -> None:
 
     main.add_command(bundle.bundle)
     main.add_command(distribution.distribution)
+
+    from fleetgap.cli import kit
+
+    main.add_command(kit.kit)
 
 
 _register()

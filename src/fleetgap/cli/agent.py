@@ -14,6 +14,7 @@ from fleetgap.artifacts.agent_upgrade import (
     verify_upgrade,
 )
 from fleetgap.artifacts.urls import DEFAULT_SOURCE
+from fleetgap.cli.console import echo
 from fleetgap.cli.options import data_option
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
@@ -109,7 +110,7 @@ def verify_upgrade_command(
         )
     )
     if as_json:
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "passed": verdict.passed,
@@ -126,7 +127,7 @@ def verify_upgrade_command(
             raise SystemExit(1)
         return
     for line in verdict.log:
-        click.echo(line)
+        echo(line)
     if not verdict.passed:
         raise FleetgapError(f"the agent would refuse this upgrade (UPG_FAILED): {verdict.error}")
-    click.echo(f"ok: {verdict.artifact} passes the agent's checks ({verdict.verified_by})")
+    echo(f"ok: {verdict.artifact} passes the agent's checks ({verdict.verified_by})")

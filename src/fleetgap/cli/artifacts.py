@@ -10,6 +10,7 @@ import click
 
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
+from fleetgap.cli.console import echo
 from fleetgap.cli.options import (
     data_option,
     interrupted_note,
@@ -86,13 +87,13 @@ def products_(catalogues, as_json) -> None:
         for product in catalogue.products.values()
     ]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['product']}  ({row['directory']}/)")
+        echo(f"{row['product']}  ({row['directory']}/)")
         for platform, offer in row["platforms"].items():
             bounds = "".join(f" {word} {offer[word]}" for word in ("since", "until") if offer[word])
-            click.echo(f"    {platform:<17} {', '.join(offer['package_types'])}{bounds}")
+            echo(f"    {platform:<17} {', '.join(offer['package_types'])}{bounds}")
 
 
 @artifacts.command("list")
@@ -114,10 +115,10 @@ def list_(
                     found[i] = exc.reason
     if as_json:
         rows = [_row(a, u, s) for a, u, s in zip(selected, urls, found, strict=True)]
-        click.echo(json.dumps({"version": version, "artifacts": rows}, indent=2))
+        echo(json.dumps({"version": version, "artifacts": rows}, indent=2))
         return
     for url, size in zip(urls, found, strict=True):
-        click.echo(f"{url}\t{_size(size)}" if sizes else url)
+        echo(f"{url}\t{_size(size)}" if sizes else url)
 
 
 @artifacts.command("mirror")
@@ -171,11 +172,11 @@ def mirror_(
             for o in report.outcomes
         ]
         summary = {s: report.count(s) for s in ("fetched", "present", "missing", "failed")}
-        click.echo(json.dumps({"version": version, "artifacts": rows, **summary}, indent=2))
+        echo(json.dumps({"version": version, "artifacts": rows, **summary}, indent=2))
     for failure in report.failures:
         label = "MISSING" if failure.status == "missing" else "FAILED"
-        click.echo(f"{label} {failure.artifact.path}: {failure.reason}", err=True)
-    click.echo(report.summary(), err=as_json)
+        echo(f"{label} {failure.artifact.path}: {failure.reason}", err=True)
+    echo(report.summary(), err=as_json)
     failed, missing = report.count("failed"), report.count("missing")
     if failed:
         also = f" and {missing} not published at the source" if missing else ""
@@ -200,10 +201,10 @@ def verify_(data_dir, key_files, as_json) -> None:
     bad = [f for f in findings if f.problem]
     if as_json:
         rows = [{"path": f.path, "ok": f.problem is None, "problem": f.problem} for f in findings]
-        click.echo(json.dumps({"artifacts": rows}, indent=2))
+        echo(json.dumps({"artifacts": rows}, indent=2))
     for finding in bad:
-        click.echo(f"FAILED {finding.path}: {finding.problem}", err=True)
-    click.echo(f"{len(findings)} artifacts checked, {len(bad)} failed", err=as_json)
+        echo(f"FAILED {finding.path}: {finding.problem}", err=True)
+    echo(f"{len(findings)} artifacts checked, {len(bad)} failed", err=as_json)
     if bad:
         raise FleetgapError(f"{len(bad)} published artifact(s) do not verify")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from fleetgap import __version__
+from fleetgap.cli.console import echo, shown
 from fleetgap.cli.distribution import net_options
 from fleetgap.cli.options import (
     data_option,
@@ -80,23 +82,30 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
     )
     with Net(options) as net:
         result = plan(selection, net, holding, parallel, report_unmatched(strict))
+    kit = selection.kit
     if as_json:
         document = {
             "files": [f.as_dict() for f in result.files],
+            "kit": {"platforms": kit.platforms, "python": kit.pythons} if kit else None,
             "counts": {k: result.count(k) for k in ("key", "package", "artifact")},
             "bytes": result.bytes,
             "new_files": sum(1 for f in result.files if f.new),
             "new_bytes": result.new_bytes,
         }
-        click.echo(json.dumps(document, indent=2))
+        echo(json.dumps(document, indent=2))
     else:
         for f in result.files:
             size = f"{f.size:>12}" if f.size is not None else f"{'?':>12}"
-            click.echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
+            echo(f"{'new ' if f.new else 'held'} {size}  {f.path}")
         for line in summary_lines(result):
-            click.echo(line)
+            echo(line)
+        if kit:  # pip resolves the wheels only when it fetches them
+            echo(
+                f"kit: fleetgap's wheels for {', '.join(kit.platforms)}, Python "
+                f"{', '.join(kit.pythons)}: listed and sized when `bundle create` fetches them"
+            )
     for f in result.problems:
-        click.echo(f"PROBLEM {f.path}: {f.problem}", err=True)
+        echo(f"PROBLEM {f.path}: {f.problem}", err=True)
     if result.problems:
         raise FleetgapError(f"{len(result.problems)} file(s) cannot be fetched from the source")
 
@@ -116,6 +125,13 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
 )
 @_SINCE
 @click.option(
+    "--receipt-key",
+    "receipt_key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Public key the --since receipt must be signed with (repeatable).",
+)
+@click.option(
     "--sign-key",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
@@ -134,8 +150,9 @@ def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, paral
 @strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def create_(selection_file, out, cache_dir, since, sign_key, passphrase_file, force, split,
-            key_files, proxy, ca_cert, retries, strict, as_json, parallel) -> None:  # fmt: skip
+def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, passphrase_file,
+            force, split, key_files, proxy, ca_cert, retries, strict, as_json,
+            parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -147,10 +164,11 @@ def create_(selection_file, out, cache_dir, since, sign_key, passphrase_file, fo
     if not force:
         _refuse_to_overwrite(Path(out))
     selection = load_selection(selection_file)
-    holding = read_holding(since) if since else None
+    receipt_keys = [read_public_key(path) for path in receipt_key_files]
+    holding = read_holding(since, receipt_keys) if since else None
     signer = SecretKey.read(sign_key, read_passphrase(passphrase_file)) if sign_key else None
     if signer is None:
-        click.echo(
+        echo(
             "warning: no --sign-key: the closed side refuses an unsigned bundle (`bundle load` "
             "needs --allow-unsigned); sign it with a key from `fleetgap keys generate`",
             err=True,
@@ -164,11 +182,16 @@ def create_(selection_file, out, cache_dir, since, sign_key, passphrase_file, fo
     kept = f"what verified stays in the cache {cache.root}, partial downloads in {cache.incoming}"
     with interrupted_note(kept + "; no bundle was written"), \
             progress_display("bundle create", as_json) as bars:  # fmt: skip
+
+        def bar(name: str):  # type: ignore[no-untyped-def]
+            # the names of packages come from the source registry's answers
+            return bars.for_file(shown(name, one_line=True))
+
         staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel,
-                       progress=bars.for_file if bars else None,
+                       progress=bar if bars else None,
                        on_unmatched=report_unmatched(strict))  # fmt: skip
     for line in staged.refused:
-        click.echo(f"REFUSED {line}", err=True)
+        echo(f"REFUSED {line}", err=True)
     if staged.refused:
         raise FleetgapError(
             f"{len(staged.refused)} file(s) did not verify or could not be fetched; no bundle "
@@ -204,19 +227,24 @@ def create_(selection_file, out, cache_dir, since, sign_key, passphrase_file, fo
         "keys": staged.keys,
         "delta": holding is not None,
         "signed_by": signer.fingerprint if signer else None,
+        "kit_wheels": sum(1 for e in entries if e.path.startswith("kit/")),
         "verified_with": list(staged.trusted),
     }
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo(json.dumps(report, indent=2))
         return
     for part in summary.parts:
-        click.echo(str(part))
-    click.echo(
+        echo(str(part))
+    echo(
         f"bundle {summary.bundle_id} (sequence {summary.sequence}): {len(carried)} of "
         f"{len(entries)} files, {report['bytes_in_bundle'] / 1e6:.1f} MB; {staged.packages} "
         f"packages, {staged.artifacts} artifacts, {staged.keys} key files"
         + ("; delta against the receipt" if holding else "")
     )
+    if selection.kit:
+        click.echo(
+            f"kit: {report['kit_wheels']} wheels of fleetgap {__version__} and its dependencies"
+        )
 
 
 def _refuse_to_overwrite(out: Path) -> None:
@@ -255,13 +283,9 @@ def _signers(trust_key_files, data_dir):
 
 def _trust(trust_key_files, key_files, allow_unsigned, data_dir=None):
     from fleetgap.bundle.verify import Trust
-    from fleetgap.pgp.elastic_key import load_elastic_key
-    from fleetgap.pgp.keys import parse_public_key, read_public_key
+    from fleetgap.pgp.elastic_key import elastic_signing_keys
 
-    file_keys = [read_public_key(path) for path in key_files]
-    elastic = load_elastic_key(Path(data_dir)) if data_dir is not None else None
-    if elastic is not None:
-        file_keys.append(parse_public_key(elastic))
+    file_keys = elastic_signing_keys(data_dir, key_files).keys
     return Trust(_signers(trust_key_files, data_dir), file_keys, allow_unsigned)
 
 
@@ -288,10 +312,10 @@ def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) 
     """Read every byte of a bundle and check every hash and signature."""
     from fleetgap.bundle.verify import verify_bundle
 
-    trust = _trust(trust_key_files, key_files, allow_unsigned)
+    trust = _trust(trust_key_files, key_files, allow_unsigned, data_dir)
     present = Path(data_dir) if data_dir is not None else None
-    result = verify_bundle(files, trust, on_check=lambda c: click.echo(c.line()), present=present)
-    click.echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")
+    result = verify_bundle(files, trust, on_check=lambda c: echo(c.line()), present=present)
+    echo(f"bundle {result.manifest.bundle_id}: all {len(result.checks)} checks passed")
 
 
 @bundle.command("inspect")
@@ -316,24 +340,25 @@ def inspect_command(files, trust_key_files, data_dir, as_json) -> None:
     if as_json:
         document = {**manifest.as_dict(), "signed": signer is not None}
         document["signer"] = signer.as_dict() if signer is not None else None
-        click.echo(json.dumps(document, indent=1))
+        echo(json.dumps(document, indent=1))
         return
-    click.echo(
-        f"bundle {manifest.bundle_id} sequence {manifest.sequence} created "
-        f"{manifest.created} by fleetgap {manifest.fleetgap_version}"
+    created = shown(manifest.created, one_line=True)
+    version = shown(manifest.fleetgap_version, one_line=True)
+    echo(
+        f"bundle {manifest.bundle_id} sequence {manifest.sequence} created {created} "
+        f"by fleetgap {version}"
     )
-    click.echo(
+    echo(
         f"{'delta' if manifest.delta else 'full'}, {'signed' if signer else 'UNSIGNED'}, "
         f"{len(manifest.carried)} files carried ({manifest.carried_bytes} bytes), "
         f"{len(manifest.files)} in the state it leads to"
     )
     if signer is not None:
-        click.echo(signer.line())
+        echo(signer.line())
     for entry in manifest.files:
         mark = " " if entry.in_bundle else "-"
-        click.echo(
-            f"{mark} {entry.size:>12} {entry.sha256[:16]} {entry.verified_by:<24} {entry.path}"
-        )
+        verified_by, path = (shown(v, one_line=True) for v in (entry.verified_by, entry.path))
+        echo(f"{mark} {entry.size:>12} {entry.sha256[:16]} {verified_by:<24} {path}")
 
 
 @bundle.command("load")
@@ -362,16 +387,16 @@ def load_command(
             progress=bars.for_writing(Path(files[0]).name, "loading") if bars else None,
         )
     for check in result.checks:
-        click.echo(check.line())
+        echo(check.line())
     if result.status == "already loaded":
-        click.echo(f"bundle {result.bundle_id} is already loaded; nothing to do")
+        echo(f"bundle {result.bundle_id} is already loaded; nothing to do")
     elif result.status == "dry run":
-        click.echo(
+        echo(
             f"dry run: bundle {result.bundle_id} verified; would publish "
             f"{len(result.published)} files"
         )
     else:
-        click.echo(
+        echo(
             f"loaded bundle {result.bundle_id} (sequence {result.sequence}): "
             f"{len(result.published)} files published"
         )
@@ -393,4 +418,5 @@ def receipt_command(data_dir, sign_key, passphrase_file) -> None:
 
     passphrase = read_passphrase(passphrase_file) if sign_key is not None else None
     key = SecretKey.read(sign_key, passphrase) if sign_key is not None else None
+    # printed as made: a signed document, and JSON escapes its control characters itself
     click.echo(json.dumps(make_receipt(DataDir(Path(data_dir)), key), indent=1))

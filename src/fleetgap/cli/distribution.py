@@ -18,6 +18,7 @@ import click
 from fleetgap.bundle.packages import PackageFetcher, Target
 from fleetgap.bundle.resolve import PackageRef, resolve_packages
 from fleetgap.bundle.selection import DownloadAction, PrintAction, load_selection
+from fleetgap.cli.console import echo
 from fleetgap.cli.options import (
     key_files_option,
     report_unmatched,
@@ -70,12 +71,12 @@ def distribution(selection_file, key_files, proxy, ca_cert, retries, strict, par
         for action in selection.actions:
             if isinstance(action, PrintAction):
                 for ref in packages:
-                    click.echo(f"-  {ref.name} {ref.version}")  # Go: Println("- ", name, version)
+                    echo(f"-  {ref.name} {ref.version}")  # Go: Println("- ", name, version)
             elif isinstance(action, DownloadAction):
                 failed += _download(net, selection.address, action, packages, key_files, parallel)
-    click.echo(f"{len(packages)} packages total")
+    echo(f"{len(packages)} packages total")
     for line in failed:
-        click.echo(f"FAILED {line}", err=True)
+        echo(f"FAILED {line}", err=True)
     if failed:
         raise FleetgapError(f"{len(failed)} package(s) failed download or verification")
 
@@ -102,7 +103,7 @@ def _download(
         (destination / ".incoming").rmdir()  # only when empty: partial downloads stay
     reused = sum(1 for r in results if r.reused)
     fetched = sum(1 for r in results if r.key is not None and not r.reused)
-    click.echo(f"{destination}: {fetched} downloaded, {reused} already there and valid", err=True)
+    echo(f"{destination}: {fetched} downloaded, {reused} already there and valid", err=True)
     return [r.problem for r in results if r.key is None]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.console import echo, markup_safe
 from fleetgap.ops.doctor import DoctorOptions, Report, run_doctor
 
 _FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -65,7 +66,7 @@ def doctor(
         DoctorOptions(stack_version=stack_version, data_dir=data_dir, deep=deep, **urls)
     )  # type: ignore[arg-type]
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        echo(json.dumps(report.as_dict(), indent=2))
     else:
         print_report(report)
     sys.exit(0 if report.passed else 1)
@@ -75,12 +76,16 @@ def print_report(report: Report) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"fleetgap doctor — stack {report.version}", show_lines=True)
+    title = f"fleetgap doctor — stack {markup_safe(report.version)}"
+    table = Table(title=title, show_lines=True)
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")
     style = {"ok": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}
     for result in report.results:
-        table.add_row(result.id, style[result.status], result.detail, result.fix or "")
+        # detail and fix quote what the registry, the packages and the keys said
+        cells = (result.id, result.detail, result.fix or "")
+        check, detail, fix = (markup_safe(cell) for cell in cells)
+        table.add_row(check, style[result.status], detail, fix)
     console = Console(width=max(Console().width, 140))
     console.print(table)
     failed = sum(1 for r in report.results if r.failed)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.console import echo
 from fleetgap.cli.options import data_option, passphrase_option, read_passphrase
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
@@ -22,6 +23,7 @@ from fleetgap.pgp.keys import (
     utc_text,
     write_atomic,
 )
+from fleetgap.store import DataDir, exclusive
 
 _DATA = data_option("fleetgap data directory (env FLEETGAP_DATA).", required=True)
 
@@ -61,9 +63,9 @@ def generate(
     if passphrase is not None:
         key = key.protected(passphrase)
     key.write(secret_path, public_path)
-    click.echo(f"generated {key.public_key}")
+    echo(f"generated {key.public_key}")
     protection = "protected by the passphrase" if passphrase is not None else "no passphrase"
-    click.echo(f"secret key: {secret_path} (mode 0600, {protection})\npublic key: {public_path}")
+    echo(f"secret key: {secret_path} (mode 0600, {protection})\npublic key: {public_path}")
 
 
 @keys.command()
@@ -71,20 +73,20 @@ def generate(
 def show(key_file: Path) -> None:
     """Fingerprint, key IDs and user IDs of a key file, and whether Go can verify with it."""
     key = read_public_key(key_file)
-    click.echo(f"fingerprint: {key.fingerprint}")
-    click.echo(f"key id:      {key.key_id}")
+    echo(f"fingerprint: {key.fingerprint}")
+    echo(f"key id:      {key.key_id}")
     for uid in key.user_ids:
-        click.echo(f"user id:     {uid}")
+        echo(f"user id:     {uid}")
     for part in key.components:
         usage = "sign" if part.can_sign else "no sign"
         standing = f"; unusable: {part.unusable}" if part.unusable else ""
         expiry = f"; expires {utc_text(part.expires)}" if part.expires else ""
-        click.echo(f"key:         {part.key_id} ({usage}{expiry}{standing})")
+        echo(f"key:         {part.key_id} ({usage}{expiry}{standing})")
     if key.weak_self_signatures:
-        click.echo("note:        SHA-1 self-signatures (the agent accepts them, FIPS may not)")
+        echo("note:        SHA-1 self-signatures (the agent accepts them, FIPS may not)")
     refused = next((c.unusable for c in key.components if c.key_refused), None)
     problem = go_incompatibility(key_packets(key.armored)) or refused
-    click.echo(f"agent (Go):  {'cannot use: ' + problem if problem else 'ok'}")
+    echo(f"agent (Go):  {'cannot use: ' + problem if problem else 'ok'}")
 
 
 @keys.command("fetch-elastic")
@@ -96,9 +98,9 @@ def fetch_elastic(data_dir: Path, url: str, ca_cert: Path | None, proxy: str | N
     """Fetch Elastic's signing key (connected side), check its pinned fingerprint, keep it
     in DATA/keys/."""
     fetched = fetch_elastic_key(data_dir, url=url, net=NetOptions(proxy=proxy, ca_cert=ca_cert))
-    click.echo(f"Elastic's key {fetched.key.fingerprint} verified (pinned fingerprint)")
+    echo(f"Elastic's key {fetched.key.fingerprint} verified (pinned fingerprint)")
     for path in fetched.written:
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
 
 
 @keys.command()
@@ -108,9 +110,11 @@ def publish(key_file: Path, data_dir: Path) -> None:
     """Serve KEY_FILE (an organisation's public key) as DATA/keys/GPG-KEY-elastic-agent."""
     body = key_file.read_bytes()
     key = parse_public_key(body)
-    target = data_dir / "keys" / AGENT_KEY_FILE
-    write_atomic(target, key.armored.encode(), mode=0o644)
-    click.echo(f"published {key} as {target}")
+    data = DataDir(data_dir)
+    target = data.keys / AGENT_KEY_FILE
+    with exclusive(data.load_lock, "fleetgap keys publish"):
+        write_atomic(target, key.armored.encode(), mode=0o644)
+    echo(f"published {key} as {target}")
 
 
 @keys.command("install-fleet-server")
@@ -137,4 +141,4 @@ def install_fleet_server(
     if not os.path.isdir(fleet_server_dir):
         raise FleetgapError(f"{fleet_server_dir} is not a directory")
     target, key = install_fleet_server_key(fleet_server_dir, key_file.read_bytes())
-    click.echo(f"installed {key} as {target} (mode 0600)")
+    echo(f"installed {key} as {target} (mode 0600)")

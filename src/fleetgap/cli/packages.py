@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.console import echo
 from fleetgap.cli.options import passphrase_option, read_passphrase
 from fleetgap.pgp.keys import KeyFileError, SecretKey, read_public_key
 from fleetgap.pgp.package_signatures import UNKNOWN, VERIFIED, sign_package, verify_package_file
@@ -37,7 +38,7 @@ def sign(
     password = password or read_passphrase(passphrase_file)
     key = SecretKey.read(key_file, password)
     for zip_path in zips:
-        click.echo(f"signed {zip_path} -> {sign_package(zip_path, key)}")
+        echo(f"signed {zip_path} -> {sign_package(zip_path, key)}")
 
 
 @packages.command()
@@ -52,13 +53,13 @@ def verify(zip_path: Path, key_file: Path | None, as_json: bool) -> None:
         try:
             key = read_public_key(key_file)
         except KeyFileError as exc:  # Kibana only logs a warning and carries on without key
-            click.echo(f"warning: Kibana could not use this key: {exc}", err=True)
+            echo(f"warning: Kibana could not use this key: {exc}", err=True)
     result = verify_package_file(zip_path, key)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        echo(json.dumps(result.as_dict(), indent=2))
     else:
-        click.echo(f"{result.status}: {result.reason}")
+        echo(f"{result.status}: {result.reason}")
         if result.key_id:
-            click.echo(f"verification_key_id: {result.key_id}")
+            echo(f"verification_key_id: {result.key_id}")
     if result.status != VERIFIED:
         raise SystemExit(2 if result.status == UNKNOWN else 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.console import echo
 from fleetgap.cli.doctor import url_options
 from fleetgap.ops.doctor import DoctorOptions
 from fleetgap.ops.upgrade_plan import DONE, NOT_DONE, Plan, plan_upgrade
@@ -46,22 +47,22 @@ def upgrade(
             for name, text in step.files:
                 (write_selections / name).write_text(text)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        echo(json.dumps(result.as_dict(), indent=2))
         return
     print_plan(result)
 
 
 def print_plan(result: Plan) -> None:
     marks = {DONE: "[done]", NOT_DONE: "[NOT DONE]"}
-    click.echo(f"Upgrade plan {result.source} -> {result.target}\n")
+    echo(f"Upgrade plan {result.source} -> {result.target}\n")
     for step in result.steps:
-        click.echo(f"{step.number}. {step.title}  {marks.get(step.state, '[not measured]')}")
+        echo(f"{step.number}. {step.title}  {marks.get(step.state, '[not measured]')}")
         for command in step.commands:
-            click.echo(f"     - {command}")
-        click.echo(f"     before the next step, these doctor checks pass: {', '.join(step.gate)}")
+            echo(f"     - {command}")
+        echo(f"     before the next step, these doctor checks pass: {', '.join(step.gate)}")
         for line in step.evidence:
-            click.echo(f"     measured: {line}")
+            echo(f"     measured: {line}")
         for name, text in step.files:
-            click.echo(f"     selection {name}:")
-            click.echo("".join(f"       {line}\n" for line in text.splitlines()), nl=False)
-        click.echo()
+            echo(f"     selection {name}:")
+            echo("".join(f"       {line}\n" for line in text.splitlines()), nl=False)
+        echo()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fleetgap.cli.console import echo
 from fleetgap.cli.options import data_option, key_files_option
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.artifact_check import check_artifact, default_keys
@@ -32,7 +33,7 @@ def artifact(file: Path, key_files: tuple[Path, ...], data_dir: Path | None, as_
         raise FleetgapError("no keys: pass --key KEYFILE, or --data DIR with keys/ fetched")
     result = check_artifact(file, keys)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        echo(json.dumps(result.as_dict(), indent=2))
         return
-    click.echo(f"sha512 ok: {result.sha512}")
-    click.echo(f"signature ok: verified by {result.key} (from {result.key_origin})")
+    echo(f"sha512 ok: {result.sha512}")
+    echo(f"signature ok: verified by {result.key} (from {result.key_origin})")

@@ -2,7 +2,10 @@
 
 The files are named for what reads them: `server.crt` for `EPR_TLS_CERT` (`--tls-cert`),
 `server.key` for `EPR_TLS_KEY` (`--tls-key`), `ca.crt` for Kibana's `NODE_EXTRA_CA_CERTS`
-and every `ssl.certificate_authorities`. Keys are written 0600; nothing is overwritten.
+and every `ssl.certificate_authorities`. A new CA's private key goes to a directory of its
+own (mode 0700), never beside the server's files: whoever is given the server's key (the
+service user) is not given the power to issue certificates. Keys are written 0600; nothing
+is overwritten; the paths in `tls.env` are absolute, whatever directory it is read from.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +31,8 @@ SERVER_CERT = "server.crt"  # EPR_TLS_CERT
 SERVER_KEY = "server.key"  # EPR_TLS_KEY
 ENV_FILE = "tls.env"
 CA_DAYS = 3650
+CA_DIR_SUFFIX = "-ca"  # the CA's own directory, beside OUT, unless --ca-dir says where
+_MAX_COMMON_NAME = 64  # X.520 ub-common-name
 
 
 @dataclass(frozen=True)
@@ -49,37 +55,50 @@ class Issued:
 
 
 def create_certificates(
-    hosts: Sequence[str], out: Path, *, ca: Sequence[Path] = (), days: int = 397
+    hosts: Sequence[str],
+    out: Path,
+    *,
+    ca: Sequence[Path] = (),
+    ca_dir: Path | None = None,
+    days: int = 397,
 ) -> Issued:
-    """Write a server certificate for `hosts` (DNS names or IP addresses) into `out`, issued
-    by a new CA (also written) or by the CA in `ca` (a directory with ca.crt and ca.key, or
-    the two files)."""
+    """Write a server certificate for `hosts` (DNS names, international ones too, or IP
+    addresses) into `out`, issued by the CA in `ca` (a directory with ca.crt and ca.key, or
+    the two files) or by a new CA, whose key and certificate go to `ca_dir` (default: OUT-ca
+    beside `out`) and whose certificate is also copied into `out` for the clients."""
     if not hosts:
         raise FleetgapError("give at least one --host (a DNS name or an IP address)")
     if days < 1:
         raise FleetgapError("--days must be at least 1")
     sans = [_san(host) for host in hosts]
-    out = Path(out)
+    out = Path(os.path.abspath(out))
     existing_ca = _read_ca(ca) if ca else None
     targets = [out / SERVER_CERT, out / SERVER_KEY, out / ENV_FILE]
     if existing_ca is None:
-        targets += [out / CA_CERT, out / CA_KEY]
+        ca_dir = _apart_from(out, ca_dir)
+        targets += [out / CA_CERT, ca_dir / CA_CERT, ca_dir / CA_KEY]
     clash = [str(path) for path in targets if path.exists()]
     if clash:
         raise FleetgapError(f"{', '.join(clash)} exist; refusing to overwrite")
     out.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     if existing_ca is None:
+        assert ca_dir is not None
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_cert = _ca_certificate(ca_key, now)
-        ca_cert_path, ca_key_path = out / CA_CERT, out / CA_KEY
+        ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+        ca_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca_key_path = ca_dir / CA_KEY
         _write(ca_key_path, _key_pem(ca_key), 0o600)
-        _write(ca_cert_path, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        _write(ca_dir / CA_CERT, ca_pem, 0o644)
+        ca_cert_path = out / CA_CERT
+        _write(ca_cert_path, ca_pem, 0o644)
     else:
         ca_cert, ca_key, ca_cert_path = existing_ca
+        ca_cert_path = Path(os.path.abspath(ca_cert_path))
         ca_key_path = None
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _server_certificate(key, ca_cert, ca_key, hosts[0], sans, now, days)
+    cert = _server_certificate(key, ca_cert, ca_key, _common_name(sans), sans, now, days)
     issued = Issued(
         ca_cert_path,
         ca_key_path,
@@ -95,16 +114,49 @@ def create_certificates(
     return issued
 
 
+def _apart_from(out: Path, ca_dir: Path | None) -> Path:
+    """The new CA's directory: never `out` nor inside it (a `chown -R` of `out` for the
+    service user must not reach the CA's key)."""
+    where = (
+        Path(os.path.abspath(ca_dir))
+        if ca_dir is not None
+        else out.with_name(out.name + CA_DIR_SUFFIX)
+    )
+    if where == out or out in where.parents:
+        raise FleetgapError(f"--ca-dir {where} must be outside --out {out}: the CA key stays apart")
+    return where
+
+
 def _san(host: str) -> x509.GeneralName:
     host = host.strip()
     try:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         pass
-    labels = host.split(".")
-    if not host or not all(label and len(label) <= 63 for label in labels) or " " in host:
+    name = _a_labels(host)
+    labels = name.split(".")
+    if not name or not all(label and len(label) <= 63 for label in labels) or " " in name:
         raise FleetgapError(f"--host {host!r} is neither a DNS name nor an IP address")
-    return x509.DNSName(host)
+    return x509.DNSName(name)
+
+
+def _a_labels(host: str) -> str:
+    """A DNS name as certificates carry it: Unicode labels as IDNA A-labels (`xn--…`),
+    mapped as browsers and Node (Kibana) map a URL's host (UTS 46, non-transitional)."""
+    if host.isascii():
+        return host
+    wildcard = "*." if host.startswith("*.") else ""
+    try:
+        return wildcard + idna.encode(host[len(wildcard) :], uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise FleetgapError(f"--host {host!r} is not a valid international name: {exc}") from None
+
+
+def _common_name(sans: Sequence[x509.GeneralName]) -> str:
+    """The first name, as clients show it (they match the SANs); a fixed name when the first
+    is longer than a common name may be."""
+    first = str(sans[0].value)
+    return first if len(first) <= _MAX_COMMON_NAME else "fleetgap registry"
 
 
 def _ca_certificate(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> x509.Certificate:
@@ -137,7 +189,7 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey, now: datetime.datetime) -> 
     )
 
 
-def _server_certificate(key, ca_cert, ca_key, common_name, sans, now, days) -> x509.Certificate:
+def _server_certificate(key, ca_cert, ca_key, common_name, sans, now, days) -> x509.Certificate:  # noqa: E501
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))

@@ -16,12 +16,13 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
-from fleetgap.errors import FleetgapError
+from fleetgap.errors import FleetgapError, without_userinfo
 from fleetgap.net import NetOptions, make_client
 
 
 class ProbeError(FleetgapError):
     def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        url, reason = without_userinfo(url), without_userinfo(reason)
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason

@@ -48,6 +48,16 @@ def first_armored_block(data: bytes | str) -> ArmoredBlock:
     raise ArmorError("no armored data found")
 
 
+def count_armored_blocks(data: bytes | str) -> int:
+    """How many BEGIN lines `data` holds, as Go would find them one block after another."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return sum(
+        1
+        for raw in text.splitlines()
+        if len(line := raw.strip()) > len(_BEGIN) + 5 and line.startswith(_BEGIN)
+    )
+
+
 def dearmor(block: ArmoredBlock) -> bytes:
     """The block's binary content: headers skipped, base64 decoded, CRC-24 checked."""
     lines = [line.strip() for line in block.text.splitlines()[1:-1]]

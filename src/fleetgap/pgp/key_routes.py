@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from fleetgap.net import Net, NetError, NetOptions
-from fleetgap.pgp.keys import write_atomic
+from fleetgap.pgp.keys import served_key_problem, write_atomic
 
 log = logging.getLogger("fleetgap.pgp")
 
@@ -88,14 +88,44 @@ def key_routes(
 
 
 def _published_key(path: Path):
+    checked = _CheckedKeys()
+
     async def serve(request: Request) -> Response:
         try:
-            body = await run_in_threadpool(path.read_bytes)
+            body = await run_in_threadpool(checked.read, path)
         except OSError:
             return Response("404 page not found\n", 404, media_type="text/plain")
+        except RefusedKey:
+            return Response(f"{path.name} is refused\n", 500, media_type="text/plain")
         return Response(body, media_type="application/pgp-keys")
 
     return serve
+
+
+class RefusedKey(Exception):
+    """A key file in DATA/keys/ that holds more than one certificate: never served."""
+
+
+class _CheckedKeys:
+    """Key files read and checked (one certificate) once per version of the file on disk;
+    at most one entry per path, and the paths are the few fixed key names."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[int, int, int], bytes]] = {}
+
+    def read(self, path: Path, info: os.stat_result | None = None) -> bytes:
+        """The file's bytes; OSError when unreadable, RefusedKey when not one certificate."""
+        identity = _identity(info or path.stat())
+        seen = self._seen.get(str(path))
+        if seen is not None and seen[0] == identity:
+            return seen[1]
+        body = path.read_bytes()
+        problem = served_key_problem(body)
+        if problem is not None:
+            log.warning("not serving %s: %s", path, problem)
+            raise RefusedKey(problem)
+        self._seen[str(path)] = (identity, body)
+        return body
 
 
 class _FleetKeyEndpoint:
@@ -107,6 +137,7 @@ class _FleetKeyEndpoint:
         self.limiter = limiter
         self.cache_ttl = cache_ttl
         self.cache: dict[str, tuple[float, bytes, tuple[int, int, int] | None]] = {}
+        self.checked = _CheckedKeys()
 
     async def __call__(self, scope, receive, send) -> None:
         request = Request(scope, receive)
@@ -160,9 +191,11 @@ class _FleetKeyEndpoint:
             if stat.S_IMODE(info.st_mode) != 0o600:
                 return _error(500, "BadRequest", "pgp key permissions are not 0600")
             try:
-                body = await run_in_threadpool(path.read_bytes)
+                body = await run_in_threadpool(self.checked.read, path, info)
             except OSError as exc:
                 return _error(500, "BadRequest", str(exc))
+            except RefusedKey:
+                return _error(500, "BadRequest", f"{KEY_FILE} holds more than one key")
             self._remember(path, body, info)
             return _key_response(body)
         return await self._upstream(path)
@@ -171,15 +204,19 @@ class _FleetKeyEndpoint:
         if self.upstream_url is None:
             local = self.keys_dir / PUBLISHED_KEYS[0]
             try:
-                body = await run_in_threadpool(local.read_bytes)
+                body = await run_in_threadpool(self.checked.read, local)
             except OSError:
                 return _error(500, "BadRequest", "upstream http server status error: 404")
+            except RefusedKey:
+                return _error(500, "BadRequest", f"{local.name} holds more than one key")
             self._remember(path, body)
             return _key_response(body)
         try:
             body = await run_in_threadpool(self._fetch)
         except NetError as exc:
             return _upstream_error(exc)
+        if await run_in_threadpool(served_key_problem, body) is not None:
+            return _error(500, "BadRequest", "upstream key holds more than one key")
         self._remember(path, body)
         await run_in_threadpool(_store, path, body)
         return _key_response(body)

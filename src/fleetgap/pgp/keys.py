@@ -24,6 +24,7 @@ from fleetgap.pgp.armor import (
     PRIVATE_KEY_BLOCK,
     PUBLIC_KEY_BLOCK,
     ArmorError,
+    count_armored_blocks,
     dearmor,
     first_armored_block,
 )
@@ -63,7 +64,8 @@ class KeyFileError(FleetgapError):
 
 @dataclass(frozen=True)
 class PublicKey:
-    """One key source's certificates (normally one); `cert` is the first."""
+    """One key source's certificates (exactly one when read as a trust anchor by
+    `parse_public_key`; `read_key_ring` keeps all, as Go does); `cert` is the first."""
 
     cert: pysequoia.Cert
     others: tuple[pysequoia.Cert, ...] = ()
@@ -71,6 +73,7 @@ class PublicKey:
     user_ids: tuple[str, ...] = ()
     # Self-signatures made with SHA-1/MD5: pysequoia's policy rejects the key, Go does not.
     weak_self_signatures: bool = False
+    primary_keys: int = 1  # primary key packets in the block (a certificate each)
 
     @property
     def certs(self) -> tuple[pysequoia.Cert, ...]:
@@ -113,7 +116,45 @@ def utc_text(seconds: int) -> str:
 
 
 def parse_public_key(data: bytes | str) -> PublicKey:
-    """The first armored block of `data` as a public key (a private key block also works)."""
+    """`data` as a trust anchor: exactly one certificate (public or private key block).
+
+    Go's agent accepts a signature by any key of the file it is given, while a pinned or
+    given fingerprint names one certificate; so a file that holds more (in one armored block
+    or several) is refused here, the one place every command reads a trusted key through.
+    """
+    key = read_key_ring(data)
+    problem = _not_one_certificate(key, data)
+    if problem:
+        raise KeyFileError(problem)
+    return key
+
+
+def served_key_problem(data: bytes) -> str | None:
+    """Why a key file must not be served to agents (it reads as more than one certificate),
+    else None. Bytes that are no key at all are served as they are, as Fleet Server does:
+    no agent can trust them."""
+    try:
+        key = read_key_ring(data)
+    except KeyFileError:
+        return None
+    return _not_one_certificate(key, data)
+
+
+def _not_one_certificate(key: PublicKey, data: bytes | str) -> str | None:
+    blocks = count_armored_blocks(data)
+    certificates = max(key.primary_keys, 1 + len(key.others))
+    if certificates == 1 and blocks <= 1:
+        return None
+    count = f"{certificates} certificates" if certificates > 1 else f"{blocks} armored blocks"
+    return (
+        f"holds {count}; a trusted key file must hold exactly one certificate "
+        f"(the first is {key.fingerprint})"
+    )
+
+
+def read_key_ring(data: bytes | str) -> PublicKey:
+    """The first armored block of `data` as Go reads it (every certificate in it), for
+    modelling the agent; trust goes through `parse_public_key`."""
     try:
         block = first_armored_block(data)
     except ArmorError as exc:
@@ -138,8 +179,9 @@ def parse_public_key(data: bytes | str) -> PublicKey:
         raise KeyFileError(f"read armored key ring: {sequoia_message(exc)}") from None
     if not certs:
         raise KeyFileError("read armored key ring: no keys in the armored block")
+    primaries = sum(p.tag in (TAG_PUBLIC_KEY, TAG_SECRET_KEY) for p in packets)
     components, user_ids, weak = _inspect(packets)
-    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak)
+    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak, primaries)
 
 
 def read_public_key(path: Path) -> PublicKey:

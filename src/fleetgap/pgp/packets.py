@@ -59,6 +59,7 @@ class SignatureFields:
     embedded: bytes | None = None  # an embedded signature packet body (the back-signature)
     revocation_reason: bool = False  # a hashed reason-for-revocation subpacket is present
     primary_user_id: bool = False  # hashed "primary user ID" flag set
+    sig_expires: int | None = None  # hashed; seconds after the signature's creation, 0 = never
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def parse_signature(body: bytes) -> SignatureFields:
         embedded=reading.embedded,
         revocation_reason=reading.revocation_reason,
         primary_user_id=reading.primary_user_id,
+        sig_expires=reading.sig_expires,
     )
 
 
@@ -120,6 +122,7 @@ class _Subpackets:
     issuer: str | None = None
     flags: int | None = None
     key_expires: int | None = None
+    sig_expires: int | None = None
     embedded: bytes | None = None
     revocation_reason: bool = False
     primary_user_id: bool = False
@@ -145,7 +148,7 @@ class _Subpackets:
         elif kind == _SUBPACKET_KEY_EXPIRES:
             self.key_expires = _four_bytes(value, "key expiration")
         elif kind == _SUBPACKET_SIGNATURE_EXPIRES:
-            _four_bytes(value, "expiration")
+            self.sig_expires = _four_bytes(value, "expiration")
         elif kind == _SUBPACKET_REVOCATION_REASON:
             if not value:
                 raise PacketError(f"{_INVALID}: empty revocation reason subpacket")

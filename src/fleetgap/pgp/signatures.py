@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import pysequoia
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp._sequoia import sequoia_message
 from fleetgap.pgp.armor import SIGNATURE_BLOCK, ArmorError, dearmor, first_armored_block
-from fleetgap.pgp.keys import ComponentKey, PublicKey, SecretKey
+from fleetgap.pgp.keys import ComponentKey, PublicKey, SecretKey, utc_text
 from fleetgap.pgp.packet_stream import TAG_SIGNATURE, RawPacket, read_packets
 from fleetgap.pgp.packets import (
     SIG_BINARY,
@@ -96,6 +97,43 @@ def verify_file(path: Path, signature: bytes, keys: Sequence[PublicKey]) -> Publ
 def verify_bytes(data: bytes, signature: bytes, keys: Sequence[PublicKey]) -> PublicKey:
     """The first of `keys` that verifies `signature` over `data`; raises SignatureError."""
     return _verify(SignedData(data=data), signature, keys)
+
+
+# What fleetgap accepts on its own signatures (bundle manifests, receipts), where no
+# Elastic component sets the rules: SHA-256 or stronger, nothing expired.
+STRONG_HASHES = {8: "SHA-256", 9: "SHA-384", 10: "SHA-512"}
+_HASH_NAMES = {1: "MD5", 2: "SHA-1", 3: "RIPEMD-160", 11: "SHA-224", **STRONG_HASHES}
+
+
+def verify_own_signature(
+    data: bytes, signature: bytes, keys: Sequence[PublicKey], *, now: float | None = None
+) -> PublicKey:
+    """`verify_bytes` for a signature fleetgap made (bundle manifest, receipt): also refused
+    when its hash is weaker than SHA-256, when it has expired, or when the key that made it
+    has expired (Go's agent does not check expiry; fleetgap does, on its own signatures)."""
+    moment = time.time() if now is None else now
+    digests = SignedDigests(SignedData(data=data))
+    parsed = parse_detached_signature(signature)
+
+    def check(key: PublicKey) -> str | None:
+        selected = select_signature(parsed, key)
+        if isinstance(selected, str):
+            return selected
+        return _policy_problem(selected, moment) or check_digests(digests, parsed, key)
+
+    return _first_key(check, parsed, keys)
+
+
+def _policy_problem(selected: Selected, now: float) -> str | None:
+    fields, component = selected.fields, selected.component
+    if fields.hash_algo not in STRONG_HASHES:
+        name = _HASH_NAMES.get(fields.hash_algo, f"hash {fields.hash_algo}")
+        return f"a {name} signature is refused: SHA-256 or stronger only"
+    if fields.sig_expires and (fields.created or 0) + fields.sig_expires <= now:
+        return f"the signature expired at {utc_text((fields.created or 0) + fields.sig_expires)}"
+    if component.expires is not None and component.expires <= now:
+        return f"key {component.key_id} expired at {utc_text(component.expires)}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import httpx
 import stamina
 
 from fleetgap import __version__
+from fleetgap.errors import without_userinfo
 from fleetgap.packages import schema
 from fleetgap.packages.categories import CategoryCount
 from fleetgap.packages.model import Package
@@ -105,7 +106,8 @@ class Upstream:
                         raise _Retry(f"unexpected content type: {media}")
                     return response
         except (httpx.HTTPError, _Retry) as exc:
-            raise UpstreamError(f"can't proxy request to {url}: {exc}") from None
+            reason = without_userinfo(f"can't proxy request to {url}: {exc}")
+            raise UpstreamError(reason) from None
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:

@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetgap import __version__
 from fleetgap.config import Settings
+from fleetgap.errors import printable, without_userinfo
 from fleetgap.serving.response_meter import ResponseMeter
 
 ECS_VERSION = "1.6.0"
@@ -76,6 +77,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "granian.access": quiet,
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.access": quiet,
+            # httpx and httpcore log every request, URL and user-info included, at INFO
+            # and DEBUG; what fails reaches the log through fleetgap's own messages.
+            "httpx": {"level": logging.WARNING},
+            "httpcore": {"level": logging.WARNING},
         },
     }
 
@@ -104,7 +109,7 @@ class EcsFormatter(logging.Formatter):
                 "file.line": record.lineno,
                 "function": record.funcName,
             },
-            "message": record.getMessage(),
+            "message": without_userinfo(record.getMessage()),
         }
         if record.name == REQUEST_LOGGER:
             del document["log.origin"]  # Go logs requests with WithCaller(false)
@@ -112,8 +117,8 @@ class EcsFormatter(logging.Formatter):
         if isinstance(fields, Mapping):
             document.update(fields)
         if record.exc_info:
-            document["error.message"] = str(record.exc_info[1])
-            document["error.stack_trace"] = self.formatException(record.exc_info)
+            document["error.message"] = without_userinfo(str(record.exc_info[1]))
+            document["error.stack_trace"] = without_userinfo(self.formatException(record.exc_info))
         document["service.name"] = self.service_name
         document["service.version"] = __version__
         if self.environment:
@@ -130,14 +135,14 @@ class ConsoleFormatter(logging.Formatter):
             _timestamp(record.created),
             _ZAP_NAMES.get(record.levelno, record.levelname.lower()).upper(),
             record.name,
-            record.getMessage(),
+            printable(without_userinfo(record.getMessage())),  # a request's path, too
         ]
         fields = getattr(record, "ecs", None)
         if isinstance(fields, Mapping) and fields:
             parts.append(json.dumps(dict(fields), ensure_ascii=False, default=str))
         line = "\t".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + without_userinfo(self.formatException(record.exc_info))
         return line
 
 
@@ -152,7 +157,9 @@ def _timestamp(created: float) -> str:
 class RequestLogMiddleware:
     """One info line per request from logger `http`, with the fields of spec §11.3.
 
-    `/health` (exactly, as Go compares RequestURI) is not logged.
+    `/health` (exactly, as Go compares RequestURI) is not logged. The lines still waiting
+    in the buffer are written when the server shuts the app down (lifespan shutdown, which
+    Granian and uvicorn send on a graceful stop and when a worker is replaced on SIGHUP).
     """
 
     def __init__(self, app: ASGIApp, log: RequestLog | None = None) -> None:
@@ -160,6 +167,9 @@ class RequestLogMiddleware:
         self.log = log or RequestLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flushing_on_shutdown(send))
+            return
         if scope["type"] != "http" or (
             scope.get("path") == "/health" and not scope.get("query_string")
         ):
@@ -172,6 +182,14 @@ class RequestLogMiddleware:
         finally:
             self.log.write(scope, meter.status or 500, meter.written, started)
 
+    def _flushing_on_shutdown(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown"):
+                self.log.flush()
+            await send(message)
+
+        return lifespan_send
+
 
 class RequestLog:
     """Writes the request line of logger `http`.
@@ -179,21 +197,26 @@ class RequestLog:
     With the configuration `configure` installs (the ECS formatter on one stderr handler)
     the line is put together from cached JSON pieces: the bytes `EcsFormatter` would write,
     without a LogRecord or a json.dumps per request (those were a third of a small answer's
-    time). The lines of the requests that finish in one turn of the event loop are written
-    together, with one `write` and `flush` under the handler's lock, at the end of that
-    turn: under load one syscall serves many requests, and no line waits for a timer (a
-    line is out before the loop next waits for the network). Any other set-up (the dev
-    format, a test's capture handler, filters) goes through `logging` as any other record.
+    time). Lines are buffered as nginx's `access_log … buffer= flush=` does: written with one
+    `write` and `flush` under the handler's lock when the buffer holds `buffer_bytes`, or
+    when the oldest line has waited `flush_interval` seconds (one timer per buffer, not per
+    line), and always on `flush()` (lifespan shutdown, exit). `flush_interval` 0 writes the
+    lines of one event-loop turn at the end of that turn. Any other set-up (the dev format,
+    a test's capture handler, filters) goes through `logging` as any other record.
     """
 
-    MAX_PENDING = 256  # lines; a turn that finishes more requests writes them in parts
+    BUFFER_BYTES = 64 << 10  # as nginx's access_log buffer=64k
 
-    def __init__(self) -> None:
+    def __init__(self, flush_interval: float = 1.0, buffer_bytes: int = BUFFER_BYTES) -> None:
         self.logger = logging.getLogger(REQUEST_LOGGER)
+        self.flush_interval = flush_interval
+        self.buffer_bytes = buffer_bytes
         self._checked: logging.Handler | None = None
         self._fast: logging.StreamHandler | None = None  # type: ignore[type-arg]
         self._pending: list[str] = []
+        self._pending_bytes = 0
         self._pending_to: logging.StreamHandler | None = None  # type: ignore[type-arg]
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         atexit.register(self.flush)
 
     def write(self, scope: Scope, status: int, written: int, started_ns: int) -> None:
@@ -216,21 +239,23 @@ class RequestLog:
             self._pending_to = handler
         pending = self._pending
         pending.append(line)
-        if len(pending) >= self.MAX_PENDING:
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= self.buffer_bytes:
             self.flush()
         elif len(pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # not in an event loop: nothing to wait for
-                self.flush()
+            self._schedule_flush()
 
     def flush(self) -> None:
         """Write the lines not yet written."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         handler, pending = self._pending_to, self._pending
         if handler is None or not pending:
             return
         text = "".join(pending)
         pending.clear()
+        self._pending_bytes = 0
         handler.acquire()
         try:
             handler.stream.write(text)
@@ -239,6 +264,17 @@ class RequestLog:
             handler.handleError(logging.makeLogRecord({"msg": text}))
         finally:
             handler.release()
+
+    def _schedule_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in an event loop: nothing to wait for
+            self.flush()
+            return
+        if self.flush_interval > 0:
+            self._timer = loop.call_later(self.flush_interval, self.flush)
+        else:
+            self._timer = loop.call_soon(self.flush)
 
     def _ecs_handler(self) -> logging.StreamHandler | None:  # type: ignore[type-arg]
         root = logging.root

@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,10 +50,19 @@ _TLS_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
+# For TLS 1.0/1.1: OpenSSL 3 refuses those versions at its default security level, and at
+# level 0 its DEFAULT list also holds PSK and SRP suites; no suite without authentication,
+# without encryption, or keyed by a shared secret instead of the certificate.
+LEGACY_TLS_CIPHERS = "DEFAULT:!aNULL:!eNULL:!PSK:!SRP:@SECLEVEL=0"
 
 # `fleetgap.serving.metrics` is imported only where metrics are on, after PROMETHEUS_MULTIPROC_DIR
-# is set (see metrics.py). The index the main process loaded, inherited by forked workers:
+# is set (see metrics.py). The index the main process loaded, inherited by forked workers,
+# and DATA's generation read just before loading it (see GenerationWatcher):
 _PRELOADED: PackageIndex | None = None
+_PRELOADED_GENERATION: bytes | None = None
+
+# At start, how long to wait for a load that another host sharing DATA is publishing.
+PUBLISH_WAIT_SECONDS = 60.0
 
 
 def run(settings: Settings) -> int:
@@ -60,12 +70,14 @@ def run(settings: Settings) -> int:
     logs.configure(settings)
     _log_startup(settings)
     if settings.data_dir is not None and not settings.dry_run:
+        _warn_shared_index_cache(settings)
         _finish_interrupted_load(settings.data_dir)
     granian = not use_uvicorn(settings)
     # With Granian and a persisted index, the workers load the index; this process only
     # makes sure the persisted index is current (a quick check when it is, a full load
     # that brings it up to date when it is not) and keeps no copy of its own.
     delegate = granian and not settings.dry_run and settings.index_cache_path is not None
+    generation = _generation(settings)
     current = current_cache_size(load_options(settings)) if delegate else None
     if current is not None:
         log.info("%d local package manifests loaded (persisted index is current).", current)
@@ -85,7 +97,7 @@ def run(settings: Settings) -> int:
         if not granian:
             assert index is not None
             log.info("Serving %s on %s with uvicorn", scheme, settings.address)
-            return _run_uvicorn(settings, index)
+            return _run_uvicorn(settings, index, generation)
         log.info("Serving %s on %s with Granian", scheme, settings.address)
         if delegate:
             index = None
@@ -93,7 +105,7 @@ def run(settings: Settings) -> int:
             release_freed_memory()
         else:
             heap.settle()  # before the workers fork: the index's pages stay shared
-        return _run_granian(settings, index)
+        return _run_granian(settings, index, generation)
 
 
 def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
@@ -118,21 +130,24 @@ def compose_app(settings: Settings, holder: IndexHolder) -> ASGIApp:
 
         recorder = metrics.RequestMetrics()
         app = metrics.MetricsMiddleware(app, recorder)
-    log = logs.RequestLog()
+    log = logs.RequestLog(settings.log_flush_interval)
     app = logs.RequestLogMiddleware(app, log)
     return FastPath(app, known, log, recorder, limits)
 
 
 def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> ASGIApp:
-    """`/downloads/` (DATA/downloads, for `agent.download.sourceURI`) and the key URLs
-    (DATA/keys, for Fleet Server and agents) in front of the registry, which answers the rest."""
+    """`/downloads/` (DATA/downloads, for `agent.download.sourceURI`), the key URLs
+    (DATA/keys, for Fleet Server and agents) and `/fleetgap/simple/` (DATA/kit, a pip index
+    of fleetgap itself) in front of the registry, which answers the rest."""
     from starlette.routing import Mount, Router
 
     from fleetgap.artifacts.serving import downloads_app
     from fleetgap.pgp.key_routes import KEY_PATH_PREFIXES, key_routes
+    from fleetgap.serving.kit_index import PREFIX, kit_index_app
 
     routes = [
         Mount("/downloads", app=downloads_app(data_dir / "downloads")),
+        Mount(PREFIX, app=kit_index_app(data_dir / "kit")),
         *key_routes(
             data_dir,
             upstream_url=settings.pgp_upstream_url,
@@ -143,7 +158,7 @@ def with_data_routes(registry: ASGIApp, settings: Settings, data_dir: Path) -> A
         ),
     ]
     routed = Router(routes=routes, default=registry)
-    return PrefixDispatch(("/downloads", *KEY_PATH_PREFIXES), routed, registry)
+    return PrefixDispatch(("/downloads", f"{PREFIX}/", *KEY_PATH_PREFIXES), routed, registry)
 
 
 class PrefixDispatch:
@@ -195,8 +210,11 @@ def use_uvicorn(settings: Settings) -> bool:
     return settings.tls and settings.tls_min_version in ("1.0", "1.1")
 
 
-def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
-    """In the serving process: hold the index, start the watcher, compose the app."""
+def serving_app(
+    settings: Settings, index: PackageIndex, generation: bytes | None = None
+) -> ASGIApp:
+    """In the serving process: hold the index, start the watchers, compose the app.
+    `generation`: DATA's generation file as read before `index` was loaded."""
     holder = IndexHolder(index)
     _note_index(settings, index)
     if settings.package_paths_enable_watcher:
@@ -208,11 +226,20 @@ def serving_app(settings: Settings, index: PackageIndex) -> ASGIApp:
         from fleetgap.serving.watcher import GenerationWatcher
         from fleetgap.store import DataDir
 
-        generation = DataDir(settings.data_dir).generation
+        data = DataDir(settings.data_dir)
         reload = functools.partial(_rescan, settings, holder)
         describe = functools.partial(_last_load, settings.data_dir)
-        GenerationWatcher(generation, reload, describe).start()
+        GenerationWatcher(data, reload, seen=generation, describe=describe).start()
     return compose_app(settings, holder)
+
+
+def _generation(settings: Settings) -> bytes | None:
+    if settings.data_dir is None:
+        return None
+    from fleetgap.serving.watcher import read_generation
+    from fleetgap.store import DataDir
+
+    return read_generation(DataDir(settings.data_dir))
 
 
 def _rescan(settings: Settings, holder: IndexHolder) -> None:
@@ -338,12 +365,12 @@ def _metrics_listener(settings: Settings, indexed: int) -> Iterator[None]:
 # --- Granian ------------------------------------------------------------------------------
 
 
-def _run_granian(settings: Settings, index: PackageIndex | None) -> int:
+def _run_granian(settings: Settings, index: PackageIndex | None, generation: bytes | None) -> int:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
 
-    global _PRELOADED
-    _PRELOADED = index
+    global _PRELOADED, _PRELOADED_GENERATION
+    _PRELOADED, _PRELOADED_GENERATION = index, generation
     host, port = split_address(settings.address)
     tls: dict[str, object] = {}
     if settings.tls:
@@ -390,8 +417,12 @@ def _forget_preloaded() -> None:
 
 def _worker_app(settings: Settings) -> ASGIApp:
     """Runs in each Granian worker process."""
-    index = _PRELOADED if _PRELOADED is not None else load_index(load_options(settings))
-    app = serving_app(settings, index)
+    if _PRELOADED is not None:
+        index, generation = _PRELOADED, _PRELOADED_GENERATION
+    else:
+        generation = _generation(settings)
+        index = load_index(load_options(settings))
+    app = serving_app(settings, index, generation)
     heap.settle()
     return app
 
@@ -399,13 +430,15 @@ def _worker_app(settings: Settings) -> ASGIApp:
 # --- uvicorn ------------------------------------------------------------------------------
 
 
-def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
+def _run_uvicorn(settings: Settings, index: PackageIndex, generation: bytes | None) -> int:
     import uvicorn
 
     if settings.workers > 1:
         log.warning("--workers applies to Granian only; uvicorn serves with one process")
+    from fleetgap.serving.header_deadline import HeaderDeadlineProtocol
+
     host, port = split_address(settings.address)
-    app = serving_app(settings, index)
+    app = serving_app(settings, index, generation)
     heap.settle()
     config = uvicorn.Config(
         app,
@@ -414,6 +447,10 @@ def _run_uvicorn(settings: Settings, index: PackageIndex) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        # As Granian: the client's own address and scheme, whatever X-Forwarded-* say (the
+        # key route's TLS check and the request log's source.ip rely on them).
+        proxy_headers=False,
+        http=HeaderDeadlineProtocol,
         # Go's http.DefaultMaxHeaderBytes (1 MiB) for the request line and headers; h11's
         # own default (16 KiB) would refuse long search queries that Go answers.
         h11_max_incomplete_event_size=1 << 20,
@@ -432,8 +469,7 @@ def _ssl_context(settings: Settings, _config: object, _default: object) -> ssl.S
     context.load_cert_chain(settings.tls_cert or "", settings.tls_key or "")
     context.minimum_version = _TLS_VERSIONS[settings.tls_min_version]
     if settings.tls_min_version in ("1.0", "1.1"):
-        # OpenSSL 3 refuses TLS < 1.2 at its default security level.
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.set_ciphers(LEGACY_TLS_CIPHERS)
     return context
 
 
@@ -463,16 +499,52 @@ class _UvicornServer:
         self.server.run()
 
 
+def _warn_shared_index_cache(settings: Settings) -> None:
+    """Replicas on other hosts may share a data directory on a network file system, but not
+    the index cache in it: SQLite must not be written from several hosts over one."""
+    from fleetgap.store import network_filesystem
+
+    kind = network_filesystem(settings.data_dir) if settings.index_cache is None else None
+    if kind:
+        log.warning(
+            "%s is on a network file system (%s): if servers on other hosts share it, give "
+            "each its own index cache on local disk (--index-cache FILE, see README "
+            '"Replicas"); using %s',
+            settings.data_dir,
+            kind,
+            settings.index_cache_path,
+        )
+
+
 def _finish_interrupted_load(data_dir: Path) -> None:
-    """A `bundle load` killed while publishing is rolled forward before serving."""
+    """A `bundle load` killed while publishing is rolled forward before serving. One still
+    publishing from another host sharing DATA is waited for, so that this server never
+    indexes half of it: its renames take seconds, and the lock of one that was killed goes
+    stale (store.STALE_SECONDS), after which this server finishes it. A server that cannot
+    write to DATA (mounted read-only) waits for a host that can to finish it."""
     from fleetgap.bundle.load import journal_path, recover
     from fleetgap.store import DataDir, exclusive
 
     data = DataDir(data_dir)
-    if journal_path(data).is_file():
-        with exclusive(data.state / "load.lock", "fleetgap bundle load"):
-            if (bundle_id := recover(data)) is not None:
-                log.info("Finished the interrupted load of bundle %s.", bundle_id)
+    deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+    waiting = False
+    while journal_path(data).is_file():
+        try:
+            with exclusive(data.load_lock, "fleetgap bundle load"):
+                if (bundle_id := recover(data)) is not None:
+                    log.info("Finished the interrupted load of bundle %s.", bundle_id)
+            return
+        except FleetgapError as exc:
+            reason = str(exc)
+        except OSError as exc:
+            reason = f"cannot finish it here: {exc.strerror or exc} ({data.state})"
+        if time.monotonic() > deadline:
+            log.warning("%s; serving what %s holds now", reason, data_dir)
+            return
+        if not waiting:
+            log.info("Waiting for a load to finish publishing: %s", reason)
+            waiting = True
+        time.sleep(0.5)
 
 
 def _check_free(host: str, port: int, address: str) -> None:

@@ -9,12 +9,17 @@ is polled once a second and watched from the moment it appears.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import watchfiles
+
+from fleetgap.bundle.receipt import unseen_files
+from fleetgap.store import DataDir
 
 log = logging.getLogger("fleetgap.watcher")
 
@@ -105,35 +110,61 @@ class PackageWatcher(_Watcher):
 
 class GenerationWatcher(_Watcher):
     """Calls `reload()` (in this watcher's thread) when a data directory's generation file
-    changes, that is once after each finished `bundle load`.
+    changes, that is once after each finished `bundle load`, on this host or on any other
+    sharing the directory (replicas on NFS or a ReadWriteMany volume).
 
-    A stat every half second: a load may add thousands of files, and the server must swap
-    to them once, when all are in place, not follow each one as the package watcher does.
+    The file is opened and read twice a second, not just stat'ed: an NFS client checks with
+    the server when a file is opened (close-to-open consistency) but may answer a stat from
+    attributes it cached for up to a minute. A load may add thousands of files, and the
+    server must swap to them once, when all are in place, not follow each one as the package
+    watcher does; and where this host's view of the folders lags behind the generation file
+    (NFS caches listings too), the reload waits until it shows every file of that load
+    (`unseen_files`), so the new index is never served without its files, for at most
+    PATIENCE_SECONDS.
     """
 
     POLL_SECONDS = 0.5
+    PATIENCE_SECONDS = 30.0
     name = "generation-watcher"
 
     def __init__(
         self,
-        generation: Path,
+        data: DataDir,
         reload: Callable[[], None],
+        seen: bytes | None = None,
         describe: Callable[[], str] | None = None,  # names the load, for the log line
     ) -> None:
-        self.generation = Path(generation)
+        """`seen`: the generation read before the index being served was built (a load
+        that finishes while it is built is then reloaded too); by default, now."""
+        self.data = data
         self.reload = reload
         self.describe = describe
-        self._seen = _identity(self.generation)
+        self._seen = read_generation(data) if seen is None else seen
         super().__init__()
 
     def _run(self) -> None:
+        changed_at: float | None = None  # a change not reloaded yet, since then
         while not self._stop.wait(self.POLL_SECONDS):
-            current = _identity(self.generation)
-            if current == self._seen:
+            current = read_generation(self.data)
+            if current != self._seen:
+                self._seen = current
+                changed_at = time.monotonic()
+            if changed_at is None:
                 continue
-            self._seen = current
+            unseen = unseen_files(self.data, _label(current))
+            if unseen and time.monotonic() - changed_at < self.PATIENCE_SECONDS:
+                continue  # this host does not show all of the load yet: ask again soon
+            changed_at = None
+            if unseen:
+                log.warning(
+                    "a bundle load finished, but %d of its files are still not visible here "
+                    "after %.0f s (first: %s); reloading anyway",
+                    len(unseen),
+                    self.PATIENCE_SECONDS,
+                    unseen[0],
+                )
             what = self.describe() if self.describe is not None else "a bundle load"
-            log.info("%s finished (%s); reloading", what, self.generation)
+            log.info("%s finished (%s); reloading", what, self.data.generation)
             try:
                 self.reload()
             except Exception:
@@ -143,9 +174,20 @@ class GenerationWatcher(_Watcher):
                 )
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def read_generation(data: DataDir) -> bytes:
+    """The generation file's content: `<time_ns> <label>` (store.bump_generation)."""
     try:
-        info = path.stat()
+        with open(data.generation, "rb") as handle:
+            return handle.read(4096)
+    except PermissionError:  # written 0600 by an older fleetgap run as another user
+        with contextlib.suppress(OSError):
+            info = data.generation.stat()
+            return f"{info.st_ino} {info.st_mtime_ns} {info.st_size}".encode()
+        return b""
     except OSError:
-        return None
-    return (info.st_ino, info.st_mtime_ns, info.st_size)
+        return b""  # none yet (not None: that means "read it now" to the watcher)
+
+
+def _label(generation: bytes) -> str:
+    parts = generation.decode("ascii", "replace").split()
+    return parts[1] if len(parts) == 2 else ""
