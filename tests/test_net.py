@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -297,3 +298,67 @@ def test_same_origin_redirects_only(tmp_path):
                     net.get_bytes(f"{server.url}/r?to=other")
             with Net(NetOptions(attempts=1)) as net:  # the default follows, as before
                 assert net.get_bytes(f"{server.url}/r?to=other") == b"payload"
+
+
+def test_each_retry_is_one_line_naming_the_url_attempt_reason_and_wait(tmp_path):
+    file = tmp_path / "f"
+    file.write_bytes(b"x" * 1000)
+    lines: list[str] = []
+    options = NetOptions(attempts=4, wait_initial=0.01, wait_max=0.02, on_retry=lines.append)
+    with ServerThread(Flaky(file).app()) as server, Net(options) as net:
+        net.download(f"{server.url}/f", tmp_path / "f.part")
+    assert lines == [
+        f"{server.url}/f: attempt 1 of 4 failed (HTTP 503 Service Unavailable); retrying in 0.01 s",
+        f"{server.url}/f: attempt 2 of 4 failed (HTTP 503 Service Unavailable); retrying in 0.02 s",
+    ]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _plan_unreachable(tmp_path: Path, *args: str):
+    import subprocess
+    import sys
+
+    from bundle.tests_env import run_env
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    (tmp_path / "s.yaml").write_text(f"address: {url}\nqueries:\n  - package: nginx\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "fleetgap", "bundle", "plan", "s.yaml", *args],
+        capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    return url, run
+
+
+RETRY_LINE = re.compile(
+    r"^(\S+): attempt (\d+) of (\d+) failed \(ConnectError: .*refused\); retrying in ([\d.]+) s$"
+)
+
+
+def test_an_unreachable_host_waits_at_most_30_s_by_default_with_readable_lines(tmp_path):
+    url, run = _plan_unreachable(tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and "stamina" not in run.stderr
+    assert lines[-1].startswith(f"error: {url}/search?package=nginx: ConnectError")
+    retries = [RETRY_LINE.match(line) for line in lines[:-1]]
+    assert all(retries), lines
+    assert [(m[1], int(m[2]), int(m[3])) for m in retries] == [
+        (f"{url}/search?package=nginx", n, 6) for n in range(1, 6)
+    ]
+    assert sum(float(m[4]) for m in retries) <= 30
+
+
+def test_retries_is_settable(tmp_path):
+    _, run = _plan_unreachable(tmp_path, "--retries", "1")
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 2
+    match = RETRY_LINE.match(lines[0])
+    assert match and (match[2], match[3], match[4]) == ("1", "2", "1")
+    _, run = _plan_unreachable(tmp_path, "--retries", "0")
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1

@@ -5,7 +5,8 @@ hand with `Range`/`If-Range` into `.part` files; the caller verifies, then place
 
 Transport errors, 408/429 and 5xx are retried with exponential backoff; other statuses fail
 at once (a missing file will not appear by asking again). Every retry of a download resumes
-from what is already on disk.
+from what is already on disk. Each retry is reported as one line (URL, attempt n of N,
+reason, wait); the waits are bounded: `retries` of at most `wait_max` seconds each.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import queue
 import re
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +30,7 @@ import httpx
 import stamina
 
 from fleetgap import __version__
-from fleetgap.errors import FleetgapError, without_userinfo
+from fleetgap.errors import FleetgapError, printable, without_userinfo
 
 USER_AGENT = f"fleetgap/{__version__}"
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -37,18 +40,27 @@ MAX_DOWNLOAD = 4 << 30
 _CONTENT_RANGE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)$")
 
 
+DEFAULT_RETRIES = 5  # waits of 1, 2, 4, 8 and 10 s: 25 s in all
+
+
+def report_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class NetOptions:
     proxy: str | None = None  # http://host:port; None = HTTPS_PROXY/NO_PROXY from the env
     ca_cert: Path | None = None  # PEM bundle trusted instead of the system roots
-    timeout: float = 60.0  # seconds for connect and for each read
-    attempts: int = 8  # per request, including the first
-    retry_for: float = 900.0  # give up retrying one request after this many seconds
-    wait_initial: float = 1.0
-    wait_max: float = 60.0
+    timeout: float = 60.0  # seconds for each read (and at most for connecting)
+    connect_timeout: float = 10.0  # seconds to open a connection (an unreachable host)
+    attempts: int = DEFAULT_RETRIES + 1  # per request, including the first
+    wait_initial: float = 1.0  # the first wait; each next one doubles, up to wait_max
+    wait_max: float = 10.0
+    retry_for: float | None = None  # stop retrying one request after this many seconds
     connections: int = 8
     # Follow a redirect only to the same scheme, host and port (no https -> http).
     same_origin_redirects: bool = False
+    on_retry: Callable[[str], None] = report_to_stderr  # one line per retry
 
 
 class NetError(FleetgapError):
@@ -165,20 +177,32 @@ class Net:
         return Download(result.path, result.size, result.digest, result.resumed_from, received[0])
 
     def _retrying(self, url: str, call: Callable[[httpx.Client], T]) -> T:
+        options = self.options
         try:
             for attempt in stamina.retry_context(
                 on=_retryable,
-                attempts=self.options.attempts,
-                timeout=self.options.retry_for,
-                wait_initial=self.options.wait_initial,
-                wait_max=self.options.wait_max,
+                attempts=options.attempts,
+                timeout=options.retry_for,  # else bounded by attempts × (timeout + wait_max)
+                wait_initial=options.wait_initial,
+                wait_max=options.wait_max,
+                wait_jitter=0.0,  # so the wait reported is the wait taken
+                name=_RETRY_NAME,
             ):
                 with attempt:
                     client = self.client
                     try:
                         return call(client)
-                    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError):
-                        self._renew(client)
+                    except Exception as exc:
+                        if isinstance(
+                            exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError
+                        ):
+                            self._renew(client)
+                        if _retryable(exc) and attempt.num < options.attempts:
+                            options.on_retry(
+                                f"{_shown(url)}: attempt {attempt.num} of {options.attempts} "
+                                f"failed ({_shown(_reason(exc))}); retrying in "
+                                f"{attempt.next_wait:g} s"
+                            )
                         raise
         except _Transient as exc:
             raise NetError(url, exc.reason, exc.status) from None
@@ -208,7 +232,9 @@ def make_client(options: NetOptions) -> httpx.Client:
         return httpx.Client(
             proxy=options.proxy,
             verify=verify,
-            timeout=httpx.Timeout(options.timeout),
+            timeout=httpx.Timeout(
+                options.timeout, connect=min(options.connect_timeout, options.timeout)
+            ),
             follow_redirects=True,
             event_hooks=hooks,
             headers={"User-Agent": USER_AGENT},
@@ -257,6 +283,21 @@ def discard_part(part: Path) -> None:
     for path in (part, part_meta(part)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+_RETRY_NAME = "fleetgap.net"
+
+
+class _QuietOwnRetries(logging.Filter):
+    """Net reports its retries itself (one readable line each): drop stamina's bare
+    `stamina.retry_scheduled` log line for them; other users of stamina keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "stamina.callable", None) != _RETRY_NAME
+
+
+_QUIET_OWN_RETRIES = _QuietOwnRetries()
+logging.getLogger("stamina").addFilter(_QUIET_OWN_RETRIES)
 
 
 class _Transient(Exception):
@@ -438,6 +479,17 @@ def _hash_file(path: Path) -> hashlib._Hash:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, _Transient):
+        return exc.reason
+    return _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+
+
+def _shown(text: str) -> str:
+    """Outside text (a URL, a server's reason phrase) for one line: no secrets, no controls."""
+    return without_userinfo(printable(text, one_line=True))
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -363,7 +363,16 @@ def test_ctrl_c_stops_at_once_and_keeps_the_partial_file_for_the_next_run(
         if first.poll() is None:
             first.kill()
         gate.release.set()
-    assert first.returncode != 0
+    assert first.returncode == 130
+    assert first.stdout is not None
+    said = first.stdout.read().decode().strip().splitlines()
+    # not click's bare "Aborted!": what was kept, and that a re-run resumes
+    assert said[-1] == (
+        f"interrupted: what verified is published under {data / 'downloads'}, partial "
+        f"downloads are kept in {data / 'state' / 'incoming'}; run the same command again "
+        "to resume"
+    )
+    assert "Aborted!" not in said
     kept = part.stat().st_size
     assert 0 < kept < len(content)
     assert visible_files(data / "downloads") == set()

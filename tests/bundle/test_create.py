@@ -16,6 +16,7 @@ import pytest
 from bundle.public_side import AGENT
 from bundle.tests_env import run_env
 from fleetgap.bundle.reader import BundleReader, find_parts
+from fleetgap.pgp.keys import SecretKey
 from fleetgap.pgp.signatures import sign_bytes
 
 from serving import fleetgap_serve
@@ -195,7 +196,9 @@ def test_split_writes_parts(public, created):
     assert run.returncode == 0, run.stderr
     parts = sorted(work.glob("split.tar.*"))
     assert len(parts) >= 3  # the 2.5 MB agent alone spans three 1 MiB parts
-    assert all(p.stat().st_size <= (1 << 20) + 512 for p in parts)
+    # "at most SIZE": the trailer counts; every part but the last is exactly 1 MiB
+    assert [p.stat().st_size for p in parts[:-1]] == [1 << 20] * (len(parts) - 1)
+    assert parts[-1].stat().st_size <= 1 << 20
     result = read_manifest(parts)
     assert {e.path for e in result.files} == expected_paths()
 
@@ -237,3 +240,25 @@ def test_the_cache_serves_as_a_staging_registry(public, created):
     ]
     assert agent.status_code == 200
     assert agent.content == (public.data / "downloads" / AGENT).read_bytes()
+
+
+def test_create_without_a_sign_key_warns_that_the_closed_side_will_refuse_it(public, tmp_path):
+    selection(public, tmp_path / "s.yaml", queries="")
+    run = fleetgap(
+        "bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "cache",
+        "--key", str(public.key_file), cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: no --sign-key: the closed side refuses an unsigned bundle (`bundle load` "
+        "needs --allow-unsigned); sign it with a key from `fleetgap keys generate`"
+    ]
+    key = SecretKey.generate("bundle signer <signer@example.invalid>")
+    (tmp_path / "signer.key").write_text(key.armored)
+    signed = fleetgap(
+        "bundle", "create", "s.yaml", "--out", "signed.tar", "--cache", "cache",
+        "--key", str(public.key_file), "--sign-key", "signer.key", cwd=tmp_path,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    assert "warning:" not in signed.stderr

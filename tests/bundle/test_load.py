@@ -367,7 +367,7 @@ def test_full_disk_leaves_nothing(signed, tmp_path, trust_files):
     assert process.returncode == 1
     assert output.startswith("error: cannot write into") and "nothing was published" in output
     assert listing(data) == {}
-    assert not any((data / "state" / "incoming").iterdir())
+    assert not data.exists()  # the directory the refused load made is gone again
 
 
 def test_serve_start_finishes_a_killed_load(signed, cache, tmp_path, trust_files):

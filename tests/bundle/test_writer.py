@@ -77,6 +77,15 @@ def test_split_parts_each_carry_a_trailer_and_together_give_the_tar(cache, tmp_p
     assert members["packages/a-1.0.0.zip"] == zip_bytes
 
 
+def test_a_split_part_is_at_most_the_size_given_trailer_included(cache, tmp_path) -> None:
+    data, entries = cache
+    summary = write_bundle(data, entries, tmp_path / "s.tar", selection={}, split=64 * 1024)
+    sizes = [part.stat().st_size for part in summary.parts]
+    assert sizes[:-1] == [64 * 1024] * (len(sizes) - 1)
+    assert 512 < sizes[-1] <= 64 * 1024
+    assert summary.bytes == sum(sizes)
+
+
 def test_a_damaged_missing_or_foreign_part_is_named(cache, tmp_path) -> None:
     data, entries = cache
     one = write_bundle(data, entries, tmp_path / "one.tar", selection={}, split=64 * 1024)

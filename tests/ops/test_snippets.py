@@ -4,6 +4,7 @@ read; the download-source JSON has the fields Kibana's API takes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
@@ -146,3 +147,41 @@ def test_defend_needs_a_base_url_without_downloads():
         result = CliRunner().invoke(main, ["config", "defend", *args])
         assert result.exit_code == 1
         assert len(result.output.strip().splitlines()) == 1
+
+
+HOSTILE = "\nxpack.fleet.registryProxyUrl: http://x"
+
+
+def test_a_value_with_a_line_break_is_refused_by_every_snippet():
+    cases = [
+        ("kibana", "--registry", REGISTRY, "--ca-cert", "/etc/ca.crt" + HOSTILE),
+        ("kibana", "--registry", REGISTRY, "--gpg-key-path", "/etc/key.asc" + HOSTILE),
+        ("kibana", "--registry", REGISTRY + HOSTILE),
+        ("fleet-server", "--key-url", KEY_URL, "--ca-cert", "/etc/ca.crt" + HOSTILE),
+        ("fleet-server", "--key-url", KEY_URL + "\rx: 1"),
+        ("agent", "--artifacts", ARTIFACTS, "--proxy", "http://p:3128" + HOSTILE),
+        ("download-source", "--artifacts", ARTIFACTS, "--name", "fleetgap\x1b[2J"),
+    ]
+    for args in cases:
+        result = CliRunner().invoke(main, ["config", *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.count("\n") == 1 and result.output.startswith("error: --"), args
+        assert "control character" in result.output
+
+
+def test_the_readme_says_server_ssl_enabled_only_if_config_fleet_server_writes_it():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("fleetgap config fleet-server --key-url", 1)[1]
+    block = block.split("fleetgap config agent", 1)[0]
+    settings = yaml.safe_load(run("fleet-server", "--key-url", KEY_URL))
+    server = settings["inputs"][0]["server"]
+    writes_it = server.get("ssl", {}).get("enabled") is True
+    assert ("server.ssl.enabled" in block) == writes_it
+
+
+def test_the_ssl_cert_file_comment_says_what_the_printed_value_is():
+    text = run("fleet-server", "--key-url", KEY_URL, "--ca-cert", "/etc/fleet/ca.crt")
+    comments = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    assert "SSL_CERT_FILE=/etc/fleet/ca.crt" in comments
+    before = comments.split("SSL_CERT_FILE=", 1)[0]
+    assert "bundle" not in before and "private CA" in before

@@ -49,7 +49,9 @@ def loaded(closed_side, tmp_path_factory):
         for path in sorted(cache.downloads.rglob("*"))
         if path.is_file()
     ]
-    summary = write_bundle(cache, entries, work / "agents.tar", selection={}, sequence=SEQUENCE)
+    # what the operator asked for: the matrix greys out what no loaded selection asks for
+    asked = {"artifacts": [{"versions": [STACK], "products": ["elastic-agent", "fleet-server"]}]}
+    summary = write_bundle(cache, entries, work / "agents.tar", selection=asked, sequence=SEQUENCE)
     key_file = work / "key.asc"
     key_file.write_text(closed_side.key.public_key.armored)
     command = [sys.executable, "-m", "fleetgap", "bundle", "load", str(work / "agents.tar")]

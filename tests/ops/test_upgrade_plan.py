@@ -137,3 +137,24 @@ def test_step_3_carries_and_checks_the_protection_artifacts_of_the_target(tmp_pa
         steps = plan(*urls(closed_side))["steps"]
     assert steps[2]["state"] == "not done"
     assert any(f"defend protection artifacts {STACK}" in line for line in steps[2]["evidence"])
+
+
+def test_the_plans_bundle_commands_sign_and_trust_the_bundles():
+    commands = [c for s in plan()["steps"] for c in s["commands"]]
+    parts = [part.strip() for c in commands for part in c.split("&&")]
+    creates = [p for p in parts if "fleetgap bundle create" in p]
+    closed = [p for p in parts if "fleetgap bundle verify" in p or "fleetgap bundle load" in p]
+    assert len(creates) == 2 and len(closed) == 4
+    assert all("--sign-key bundle-signer.key" in p for p in creates)
+    assert all("--trust-key bundle-signer.asc" in p for p in closed)
+
+
+def test_a_pre_release_upgrades_to_its_release():
+    result = CliRunner().invoke(
+        main, ["plan", "upgrade", "--from", "9.1.0-beta1", "--to", "9.1.0", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["from"] == "9.1.0-beta1"
+    back = CliRunner().invoke(main, ["plan", "upgrade", "--from", "9.1.0", "--to", "9.1.0-rc1"])
+    assert back.exit_code == 1
+    assert back.output == "error: --to 9.1.0-rc1 must be newer than --from 9.1.0\n"

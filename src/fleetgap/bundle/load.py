@@ -33,6 +33,7 @@ from fleetgap import __version__
 from fleetgap.bundle.manifest import FileEntry, member_rank
 from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
 from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
+from fleetgap.bundle.writer import WriteProgress
 from fleetgap.errors import FleetgapError
 from fleetgap.pgp.fleet_server import KEY_FILENAME
 from fleetgap.store import DataDir, Lease, atomic_write_bytes, bump_generation, exclusive
@@ -57,6 +58,12 @@ _FILE_MODES = {f"keys/{KEY_FILENAME}": 0o600}
 _DEFAULT_MODE = 0o644
 
 
+def _counted(chunks: Iterator[bytes], progress: WriteProgress) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress.advance(len(chunk))
+        yield chunk
+
+
 def journal_path(data: DataDir) -> Path:
     return data.state / "load-journal.json"
 
@@ -68,13 +75,29 @@ def load(
     *,
     allow_downgrade: bool = False,
     dry_run: bool = False,
+    progress: WriteProgress | None = None,  # the carried bytes, as they are checked
 ) -> LoadResult:
     if dry_run:
-        return _load(files, data, trust, allow_downgrade, dry_run)
+        return _load(files, data, trust, allow_downgrade, dry_run, progress=progress)
+    existed = data.root.exists()
     data.ensure()
-    with exclusive(data.load_lock, "fleetgap bundle load") as lease:
-        recover(data)
-        return _load(files, data, trust, allow_downgrade, dry_run, lease)
+    try:
+        with exclusive(data.load_lock, "fleetgap bundle load") as lease:
+            recover(data)
+            return _load(files, data, trust, allow_downgrade, dry_run, lease, progress)
+    except BaseException:
+        if not existed:
+            _remove_unused_skeleton(data)
+        raise
+
+
+def _remove_unused_skeleton(data: DataDir) -> None:
+    """A refused load into a directory it made leaves nothing behind: the folders and lock
+    files it created go again, unless a file was published meanwhile."""
+    everything = data.root.rglob("*")
+    outside_state = (p for p in everything if not p.is_dir() and data.state not in p.parents)
+    if next(outside_state, None) is None:
+        shutil.rmtree(data.root, ignore_errors=True)
 
 
 def _load(
@@ -84,6 +107,7 @@ def _load(
     allow_downgrade: bool,
     dry_run: bool,
     lease: Lease | None = None,
+    progress: WriteProgress | None = None,
 ) -> LoadResult:
     incoming: Path | None = None
     keep: list[str] = []  # carried files already present with the same content
@@ -103,12 +127,16 @@ def _load(
             )
         _check_prerequisites(data, manifest.files, receipts, manifest.bundle_id)
         keep.extend(_check_conflicts(data, manifest.carried, receipts))
+        if progress is not None:
+            progress.begin(manifest.carried_bytes)
         if not dry_run:
             incoming = data.incoming / manifest.bundle_id
             shutil.rmtree(incoming, ignore_errors=True)
             incoming.mkdir(parents=True)
 
     def sink(entry: FileEntry, chunks: Iterator[bytes]) -> None:
+        if progress is not None:
+            chunks = _counted(chunks, progress)
         if incoming is None:
             for _ in chunks:
                 pass
@@ -161,6 +189,9 @@ def _load(
         "delta": manifest.delta,
         "signer": verified.signer,
         "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in manifest.files],
+        "carried_files": len(manifest.carried),  # a delta carries fewer than `files`
+        "carried_bytes": manifest.carried_bytes,
+        "selection": manifest.selection,  # what was asked for (the status page's matrix)
     }
     audit = {
         "event": "bundle load",

@@ -307,18 +307,21 @@ class PayloadReader:
 
 
 class PartWriter:
-    """A write-only stream that fills FILE (or FILE.001, FILE.002, … of `split` payload bytes
-    each), ending every part in its trailer. Files are written under hidden temporary names
-    and renamed into place only by `finish`, so a failed write leaves no bundle behind."""
+    """A write-only stream that fills FILE (or FILE.001, FILE.002, … of at most `split` bytes
+    each, trailer included), ending every part in its trailer. Files are written under hidden
+    temporary names and renamed into place only by `finish`, so a failed write leaves no
+    bundle behind."""
 
     def __init__(
         self, out: Path, bundle_id: str, split: int | None = None, hashes: HashPipe | None = None
     ) -> None:
-        if split is not None and split <= 0:
-            raise FleetgapError("--split must be a positive size")
+        if split is not None and split <= TRAILER_SIZE:
+            raise FleetgapError(f"--split must be more than {TRAILER_SIZE} bytes (the trailer)")
         self.out = Path(out)
         self.bundle_id = bundle_id
         self.split = split
+        # a part is at most `split` bytes on disk: its payload leaves room for the trailer
+        self._payload_limit = None if split is None else split - TRAILER_SIZE
         self.written = 0
         self._parts: list[tuple[Path, Trailer]] = []
         self._temporaries: list[Path] = []
@@ -334,7 +337,8 @@ class PartWriter:
         while view:
             if self._handle is None:
                 self._open_next()
-            room = len(view) if self.split is None else self.split - self._size
+            limit = self._payload_limit
+            room = len(view) if limit is None else limit - self._size
             chunk = view[:room]
             assert self._handle is not None
             if self._hashes is not None:
@@ -345,7 +349,7 @@ class PartWriter:
             self._size += len(chunk)
             self.written += len(chunk)
             view = view[len(chunk) :]
-            if self.split is not None and self._size >= self.split:
+            if limit is not None and self._size >= limit:
                 self._close_part()
         return len(data)
 

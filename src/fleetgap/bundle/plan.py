@@ -11,7 +11,7 @@ create --since` still compares by path and SHA-256. Elastic Defend's manifests a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -62,11 +62,17 @@ class Plan:
         return tuple(f for f in self.files if f.problem)
 
 
-def plan(selection: Selection, net: Net, holding: Holding | None = None, parallel: int = 4) -> Plan:
+def plan(
+    selection: Selection,
+    net: Net,
+    holding: Holding | None = None,
+    parallel: int = 4,
+    on_unmatched: Callable[[list[str]], None] | None = None,
+) -> Plan:
     wanted: list[tuple[str, str, str]] = []  # (path, kind, url)
     for spec in selection.keys:
         wanted.append((f"keys/{spec.file}", KEY, spec.source))
-    for ref in resolve_packages(selection, net, parallel):
+    for ref in resolve_packages(selection, net, parallel, on_unmatched):
         name = ref.file_name
         wanted.append((f"packages/{name}", PACKAGE, package_url(selection.address, ref.download)))
         sig_url = package_url(selection.address, ref.signature_path)

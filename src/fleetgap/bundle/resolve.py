@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cmp_to_key
@@ -65,8 +65,15 @@ def search_urls(selection: Selection) -> list[str]:
     return urls
 
 
-def resolve_packages(selection: Selection, net: Net, parallel: int = 4) -> list[PackageRef]:
-    """The selection's packages, as the Go tool lists them."""
+def resolve_packages(
+    selection: Selection,
+    net: Net,
+    parallel: int = 4,
+    on_unmatched: Callable[[list[str]], None] | None = None,
+) -> list[PackageRef]:
+    """The selection's packages, as the Go tool lists them. With `on_unmatched`, it is
+    called once with a line for each query that matches nothing for any matrix entry and
+    each pinned package the registry does not list (the Go tool says nothing of either)."""
     found: dict[tuple[str, str], PackageRef] = {}
     for pin in selection.packages:
         path = f"epr/{pin.name}/{pin.name}-{pin.version}.zip"
@@ -74,10 +81,37 @@ def resolve_packages(selection: Selection, net: Net, parallel: int = 4) -> list[
     urls = search_urls(selection)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         answers = list(pool.map(lambda url: _search(net, url), urls))
+        if on_unmatched is not None:
+            on_unmatched(_unmatched(selection, net, answers, pool))
     for answer in answers:
         for ref in answer:
             found.setdefault((ref.name, ref.version), ref)
     return sorted(found.values(), key=cmp_to_key(compare_packages))
+
+
+def _unmatched(
+    selection: Selection, net: Net, answers: list[list[PackageRef]], pool: ThreadPoolExecutor
+) -> list[str]:
+    lines = []
+    count = len(selection.queries)
+    for index, query in enumerate(selection.queries):  # answers are matrix-major
+        if not any(answers[m * count + index] for m in range(len(answers) // max(count, 1))):
+            shown = " ".join(f"{k}={v}" for k, v in query.values) or "(empty query)"
+            lines.append(f"query {shown} matches no package at {selection.address}")
+    names = sorted({pin.name for pin in selection.packages})
+    base = selection.address.rstrip("/") + "/search?"
+    every = [
+        base + urllib.parse.urlencode({"all": "true", "package": name, "prerelease": "true"})
+        for name in names
+    ]
+    listed = pool.map(lambda url: _search(net, url), every)
+    known = {(ref.name, ref.version) for answer in listed for ref in answer}
+    for pin in selection.packages:
+        if (pin.name, pin.version) not in known:
+            lines.append(
+                f"pinned package {pin.name} {pin.version} is not listed at {selection.address}"
+            )
+    return lines
 
 
 def compare_packages(a: PackageRef, b: PackageRef) -> int:

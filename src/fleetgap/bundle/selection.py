@@ -13,7 +13,7 @@ the file is composed into PyYAML nodes, whose marks carry the line numbers.
         platforms: [linux-x86_64]                         # optional: default all
         package_types: [tar.gz]                           # optional: catalogue's default
     keys:
-      - GPG-KEY-elastic-agent                             # from artifacts.elastic.co
+      - GPG-KEY-elastic-agent                             # from the artifacts' source
       - file: default.pgp                                 # Fleet Server's key file
         source: ./elastic-agent.asc                       # a URL or a local path
         fingerprint: 46095ACC8548582C1A2699A9D27D666CD88E42B4   # default: Elastic's, pinned
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,7 @@ def parse_selection(text: str, path: Path, catalogue: Catalogue | None = None) -
         reader.fail(top["address"], f"address must be an http:// or https:// URL, not {address!r}")
     address = address or DEFAULT_ADDRESS
     base = path.parent
+    artifacts = tuple(reader.artifact_sets(top.get("artifacts"), catalogue))
     return Selection(
         path=path,
         address=address,
@@ -205,11 +207,23 @@ def parse_selection(text: str, path: Path, catalogue: Catalogue | None = None) -
         queries=tuple(reader.query_sets(top.get("queries"), "queries")),
         packages=tuple(reader.pinned(top.get("packages"))),
         actions=tuple(reader.actions(top.get("actions"))),
-        artifacts=tuple(reader.artifact_sets(top.get("artifacts"), catalogue)),
-        keys=tuple(reader.keys(top.get("keys"), base)),  # key paths: beside the file
+        artifacts=artifacts,
+        # key paths: beside the file; bare key names: beside the artifacts' source
+        keys=tuple(reader.keys(top.get("keys"), base, {a.source for a in artifacts})),
         document=_plain(root),
         kit=reader.kit(top["kit"], base) if "kit" in top else None,
         protection_artifacts=reader.protection_artifacts(top.get("protection_artifacts"), base),
+    )
+
+
+def key_url_beside(source: str, file: str) -> str:
+    """Where an artifact source publishes key file `file`: beside its `downloads/` folder, as
+    artifacts.elastic.co and `fleetgap serve` do, else in the source folder itself."""
+    upstream_name = KEY_SOURCES[file].rsplit("/", 1)[1]
+    folder = source if source.endswith("/") else source + "/"
+    path = urllib.parse.urlsplit(folder).path
+    return urllib.parse.urljoin(
+        folder, ("../" if path.endswith("/downloads/") else "") + upstream_name
     )
 
 
@@ -354,12 +368,23 @@ class _Reader:
                 self.fail(fields["versions"], "an artifacts entry needs at least one version")
             yield ArtifactSet(source or DEFAULT_SOURCE, tuple(dict.fromkeys(versions)), **chosen)
 
-    def keys(self, node: yaml.Node | None, base: Path) -> Iterator[KeySpec]:
+    def keys(
+        self, node: yaml.Node | None, base: Path, artifact_sources: set[str]
+    ) -> Iterator[KeySpec]:
         seen: set[str] = set()
+        mirrors = sorted(artifact_sources - {DEFAULT_SOURCE})
         for entry in self.sequence(node, "keys"):
             if isinstance(entry, yaml.ScalarNode):
                 file, source, fingerprint = self.string(entry, "a key"), "", ""
                 where = entry
+                if file in KEY_SOURCES and len(mirrors) > 1:
+                    self.fail(
+                        entry,
+                        f"the artifacts come from {len(mirrors)} sources: give {file} in the "
+                        "long form, with its source (file:, source:, fingerprint:)",
+                    )
+                if file in KEY_SOURCES and mirrors:
+                    source = key_url_beside(mirrors[0], file)
             else:
                 fields = self.mapping(entry, "a keys entry", ("file", "source", "fingerprint"))
                 where = fields.get("file", entry)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +70,7 @@ def stage(
     net_options: NetOptions | None = None,
     parallel: int = 4,
     progress: FileProgress | None = None,
+    on_unmatched: Callable[[list[str]], None] | None = None,
 ) -> Staged:
     """Resolve the selection, fetch what the cache lacks, verify everything, list it."""
     cache.ensure()
@@ -79,7 +80,7 @@ def stage(
         signed = selection.matrix or selection.queries or selection.packages or selection.artifacts
         # a selection of keys and the kit only has no Elastic signature to check
         trusted = tuple(trust) or (_elastic_trust(carried, cache, net) if signed else ())
-        refs = resolve_packages(selection, net, parallel)
+        refs = resolve_packages(selection, net, parallel, on_unmatched)
         artifacts = resolve_artifacts(selection)
         fetcher = PackageFetcher(
             net, selection.address, trusted, cache.incoming / "packages", progress

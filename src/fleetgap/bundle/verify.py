@@ -130,6 +130,8 @@ def verify_bundle(
         if before_files is not None:
             before_files(result)
         checker = _FileChecker(trust, vouched=signer is not None, hashes=reader.hashes)
+        if reader.manifest.delta and present is None:
+            checker.delta_without_data = reader.manifest.bundle_id
         if present is not None:
             for check in checker.held_elsewhere(reader.manifest, present):
                 note(check)
@@ -221,6 +223,7 @@ class _FileChecker:
         self.keys: list[PublicKey] = list(trust.file_keys)
         self.pending: dict[str, list[Check]] = {}
         self.defend: dict[str, dict[str, defend.DefendEntry]] = {}  # manifest → path → entry
+        self.delta_without_data: str | None = None  # a delta's id, verified with no --data
 
     def chunks(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
         kind = entry.verified_by
@@ -356,6 +359,14 @@ class _FileChecker:
             )
         ]
 
+    def _delta_hint(self) -> str:
+        if self.delta_without_data is None:
+            return ""
+        return (
+            f"; bundle {self.delta_without_data} is a delta: verify it against the closed "
+            "side it applies to, with --data DIR (the data directory it loads into)"
+        )
+
     def _wheel(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
         """A kit wheel has no signature of its own: its SHA-256 in the manifest (checked by
         the reader) is what vouches for it, so the manifest's signature does."""
@@ -413,12 +424,12 @@ class _FileChecker:
             missing = signature if signature not in self.small else sidecar
             raise BundleError(
                 f"{entry.path}: its {missing} is not carried before it in the "
-                "bundle, so it cannot be verified"
+                "bundle, so it cannot be verified" + self._delta_hint()
             )
         if not self.keys:
             raise BundleError(
                 f"{entry.path}: no key to verify it with: the bundle carries no "
-                "trusted key; give --key KEY"
+                "trusted key; " + (self._delta_hint()[2:] or "give --key KEY")
             )
         expected = None
         if sidecar is not None:

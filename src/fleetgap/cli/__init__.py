@@ -6,6 +6,7 @@ error (`OSError`), becomes one line on stderr and exit code 1, never a traceback
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -22,6 +23,12 @@ class _Group(click.Group):
         except FleetgapError as exc:
             click.echo(f"error: {shown(str(exc))}", err=True)
             sys.exit(1)
+        except BrokenPipeError:
+            # the reader left (`… | head`): stop quietly, as tools killed by SIGPIPE do; the
+            # rest of stdout goes nowhere so that Python's own flush at exit cannot complain
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except OSError as exc:  # a file system refusal (permissions, a full disk, …)
             where = f": {exc.filename}" if exc.filename else ""
             click.echo(shown(f"error: {exc.strerror or exc}{where}"), err=True)

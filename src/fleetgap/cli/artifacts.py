@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,13 @@ import click
 from fleetgap.artifacts.catalogue import Artifact, load_catalogue
 from fleetgap.artifacts.urls import DEFAULT_SOURCE, check_source, compose_url
 from fleetgap.cli.console import echo
-from fleetgap.cli.options import data_option, key_files_option
+from fleetgap.cli.options import (
+    data_option,
+    interrupted_note,
+    key_files_option,
+    progress_display,
+    retries_option,
+)
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetError, NetOptions
 from fleetgap.store import DataDir
@@ -122,6 +127,7 @@ def list_(
 @key_files_option(
     "Trusted signing key (armored); repeatable. Default: Elastic's key in DATA/keys/."
 )
+@retries_option
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
 def mirror_(
     version,
@@ -135,6 +141,7 @@ def mirror_(
     as_json,
     data_dir,
     key_files,
+    retries,
     parallel,
 ) -> None:
     """Download, verify (.sha512 and .asc) and publish artifacts under DATA/downloads/."""
@@ -143,23 +150,21 @@ def mirror_(
     selected = _select(version, products, platforms, package_types, catalogues)
     data = DataDir(data_dir)
     keys = trusted_keys(data, key_files)
-    options = NetOptions(proxy=proxy, ca_cert=ca_cert, connections=parallel)
-    show_progress = not as_json and sys.stderr.isatty()
-    if show_progress:
-        from fleetgap.artifacts.progress import RichProgress
-
-        with RichProgress() as bars:
-            report = mirror(
-                selected,
-                data,
-                keys,
-                source=source,
-                net_options=options,
-                parallel=parallel,
-                progress=bars.for_artifact,
-            )
-    else:
-        report = mirror(selected, data, keys, source=source, net_options=options, parallel=parallel)
+    options = NetOptions(attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=parallel)
+    kept = (
+        f"what verified is published under {data.downloads}, partial downloads are kept in "
+        f"{data.incoming}"
+    )
+    with interrupted_note(kept), progress_display("artifacts mirror", as_json) as bars:
+        report = mirror(
+            selected,
+            data,
+            keys,
+            source=source,
+            net_options=options,
+            parallel=parallel,
+            progress=bars.for_artifact if bars else None,
+        )
     if as_json:
         rows = [
             _row(o.artifact, o.url, o.size)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
+from glob import escape as glob_escape
 from pathlib import Path
 
 import click
@@ -16,7 +16,16 @@ import click
 from fleetgap import __version__
 from fleetgap.cli.console import echo, shown
 from fleetgap.cli.distribution import net_options
-from fleetgap.cli.options import data_option, key_files_option
+from fleetgap.cli.options import (
+    data_option,
+    interrupted_note,
+    key_files_option,
+    passphrase_option,
+    progress_display,
+    read_passphrase,
+    report_unmatched,
+    strict_option,
+)
 from fleetgap.errors import FleetgapError
 
 
@@ -36,18 +45,30 @@ _SINCE = click.option(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The closed side's receipt (`bundle receipt`): leave out what it already holds.",
 )
+# the --help epilog of plan and create (\b keeps click from rewrapping the lines)
+_SELECTION_EPILOG = """\b
+SELECTION_FILE `keys:` entries (the key files the closed side serves):
+  keys:
+    - GPG-KEY-elastic-agent       # short: fetched beside the artifacts' downloads/
+                                  # folder (default https://artifacts.elastic.co/)
+    - file: default.pgp           # long: GPG-KEY-elastic-agent, GPG-KEY-elasticsearch
+                                  # or default.pgp (Fleet Server's key file)
+      source: ./agent-key.asc     # a URL, or a path beside the selection file
+      fingerprint: 4609 5ACC ...  # its primary fingerprint (default: Elastic's)
+"""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _UNITS |= {f"{u}i": 1024 ** (i + 1) for i, u in enumerate("kmgt")}
 
 
-@bundle.command("plan")
+@bundle.command("plan", epilog=_SELECTION_EPILOG)
 @_SELECTION
 @_SINCE
 @net_options
+@strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
+def plan_(selection_file, since, proxy, ca_cert, retries, strict, as_json, parallel) -> None:
     """What would go in: packages, artifacts and keys, sizes, and what is new (no downloads)."""
     from fleetgap.bundle.holding import read_holding
     from fleetgap.bundle.plan import plan, summary_lines
@@ -56,8 +77,11 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
 
     selection = load_selection(selection_file)
     holding = read_holding(since) if since else None
-    with Net(NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))) as net:
-        result = plan(selection, net, holding, parallel)
+    options = NetOptions(
+        attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
+    )
+    with Net(options) as net:
+        result = plan(selection, net, holding, parallel, report_unmatched(strict))
     kit = selection.kit
     kinds = ["key", "package", "artifact"]
     if selection.protection_artifacts is not None:
@@ -90,7 +114,7 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
         raise FleetgapError(f"{len(result.problems)} file(s) cannot be fetched from the source")
 
 
-@bundle.command("create")
+@bundle.command("create", epilog=_SELECTION_EPILOG)
 @_SELECTION
 @click.option(
     "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle."
@@ -116,15 +140,23 @@ def plan_(selection_file, since, proxy, ca_cert, as_json, parallel) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign the manifest with.",
 )
-@click.option("--split", "split", help="Write parts of at most this size, e.g. 4GiB.")
+@passphrase_option
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
+@click.option(
+    "--split",
+    "split",
+    help="Write parts of at most this size each, e.g. 4000MiB (fits FAT32's 4 GiB - 1 byte).",
+)
 @key_files_option(
     "Trusted Elastic signing key (armored); repeatable. Default: Elastic's key (pinned)."
 )
 @net_options
+@strict_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, split, key_files,
-            proxy, ca_cert, as_json, parallel) -> None:  # fmt: skip
+def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, passphrase_file,
+            force, split, key_files, proxy, ca_cert, retries, strict, as_json,
+            parallel) -> None:  # fmt: skip
     """Stage the selection into the cache, verified, then write one bundle of it."""
     from fleetgap.bundle.holding import as_delta, read_holding
     from fleetgap.bundle.selection import load_selection
@@ -133,27 +165,35 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
     from fleetgap.pgp.keys import SecretKey, read_public_key
     from fleetgap.store import DataDir
 
+    if not force:
+        _refuse_to_overwrite(Path(out))
     selection = load_selection(selection_file)
     receipt_keys = [read_public_key(path) for path in receipt_key_files]
     holding = read_holding(since, receipt_keys) if since else None
-    signer = SecretKey.read(sign_key) if sign_key else None
+    signer = SecretKey.read(sign_key, read_passphrase(passphrase_file)) if sign_key else None
+    if signer is None:
+        echo(
+            "warning: no --sign-key: the closed side refuses an unsigned bundle (`bundle load` "
+            "needs --allow-unsigned); sign it with a key from `fleetgap keys generate`",
+            err=True,
+        )
     part_size = parse_size(split) if split else None
     trust = [read_public_key(path) for path in key_files]
     cache = DataDir(cache_dir)
-    options = NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel))
-    show = not as_json and sys.stderr.isatty()
-    if show:
-        from fleetgap.artifacts.progress import RichProgress
+    options = NetOptions(
+        attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(8, parallel)
+    )
+    kept = f"what verified stays in the cache {cache.root}, partial downloads in {cache.incoming}"
+    with interrupted_note(kept + "; no bundle was written"), \
+            progress_display("bundle create", as_json) as bars:  # fmt: skip
 
-        with RichProgress() as bars:
+        def bar(name: str):  # type: ignore[no-untyped-def]
             # the names of packages come from the source registry's answers
-            def bar(name: str):  # type: ignore[no-untyped-def]
-                return bars.for_file(shown(name, one_line=True))
+            return bars.for_file(shown(name, one_line=True))
 
-            staged = stage(selection, cache, trust=trust, net_options=options,
-                           parallel=parallel, progress=bar)  # fmt: skip
-    else:
-        staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel)
+        staged = stage(selection, cache, trust=trust, net_options=options, parallel=parallel,
+                       progress=bar if bars else None,
+                       on_unmatched=report_unmatched(strict))  # fmt: skip
     for line in staged.refused:
         echo(f"REFUSED {line}", err=True)
     if staged.refused:
@@ -176,13 +216,8 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
             progress=progress,
         )
 
-    if show:
-        from fleetgap.artifacts.progress import RichProgress
-
-        with RichProgress() as bars:
-            summary = write(bars.for_writing(Path(out).name))
-    else:
-        summary = write()
+    with progress_display("bundle create", as_json) as bars:
+        summary = write(bars.for_writing(Path(out).name) if bars else None)
     carried = [e for e in entries if e.in_bundle]
     report = {
         "bundle_id": summary.bundle_id,
@@ -219,6 +254,16 @@ def create_(selection_file, out, cache_dir, since, receipt_key_files, sign_key, 
     if selection.kit:
         click.echo(
             f"kit: {report['kit_wheels']} wheels of fleetgap {__version__} and its dependencies"
+        )
+
+
+def _refuse_to_overwrite(out: Path) -> None:
+    """`--out` names a bundle file, or the stem of its parts (OUT.001, …)."""
+    parts = sorted(out.parent.glob(f"{glob_escape(out.name)}.[0-9][0-9][0-9]*"))
+    existing = [out] if out.exists() else parts
+    if existing:
+        raise FleetgapError(
+            f"{existing[0]} exists: not overwriting a bundle (give --force to replace it)"
         )
 
 
@@ -285,16 +330,27 @@ def verify_command(files, trust_key_files, key_files, allow_unsigned, data_dir) 
 
 @bundle.command("inspect")
 @_files
+@_trust_key
+@data_option("Data directory whose state/bundle-signers/ names who signed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def inspect_command(files, as_json) -> None:
-    """Show a bundle's manifest (reads the manifest only; `verify` checks the rest)."""
+def inspect_command(files, trust_key_files, data_dir, as_json) -> None:
+    """Show a bundle's manifest and who signed it (reads the manifest only; `verify` checks
+    the rest)."""
     from fleetgap.bundle.reader import BundleReader, find_parts
+    from fleetgap.bundle.signer import manifest_signer
 
     with BundleReader(find_parts(files)) as reader:
         manifest = reader.manifest
-        signed = reader.signature is not None
+        signature = reader.signature
+        manifest_bytes = reader.manifest_bytes
+    signer = None
+    if signature is not None:
+        keys = _signers(trust_key_files, data_dir)
+        signer = manifest_signer(manifest_bytes, signature, keys)
     if as_json:
-        echo(json.dumps({**manifest.as_dict(), "signed": signed}, indent=1))
+        document = {**manifest.as_dict(), "signed": signer is not None}
+        document["signer"] = signer.as_dict() if signer is not None else None
+        echo(json.dumps(document, indent=1))
         return
     created = shown(manifest.created, one_line=True)
     version = shown(manifest.fleetgap_version, one_line=True)
@@ -303,10 +359,12 @@ def inspect_command(files, as_json) -> None:
         f"by fleetgap {version}"
     )
     echo(
-        f"{'delta' if manifest.delta else 'full'}, {'signed' if signed else 'UNSIGNED'}, "
+        f"{'delta' if manifest.delta else 'full'}, {'signed' if signer else 'UNSIGNED'}, "
         f"{len(manifest.carried)} files carried ({manifest.carried_bytes} bytes), "
         f"{len(manifest.files)} in the state it leads to"
     )
+    if signer is not None:
+        echo(signer.line())
     for entry in manifest.files:
         mark = " " if entry.in_bundle else "-"
         verified_by, path = (shown(v, one_line=True) for v in (entry.verified_by, entry.path))
@@ -329,9 +387,15 @@ def load_command(
     from fleetgap.store import DataDir
 
     trust = _trust(trust_key_files, key_files, allow_unsigned, data_dir)
-    result = load(
-        files, DataDir(Path(data_dir)), trust, allow_downgrade=allow_downgrade, dry_run=dry_run
-    )
+    with progress_display("bundle load", False) as bars:
+        result = load(
+            files,
+            DataDir(Path(data_dir)),
+            trust,
+            allow_downgrade=allow_downgrade,
+            dry_run=dry_run,
+            progress=bars.for_writing(Path(files[0]).name, "loading") if bars else None,
+        )
     for check in result.checks:
         echo(check.line())
     if result.status == "already loaded":
@@ -355,12 +419,14 @@ def load_command(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key to sign the receipt with.",
 )
-def receipt_command(data_dir, sign_key) -> None:
+@passphrase_option
+def receipt_command(data_dir, sign_key, passphrase_file) -> None:
     """Print what DATA holds (paths, SHA-256), for `bundle create --since`."""
     from fleetgap.bundle.receipt import make_receipt
     from fleetgap.pgp.keys import SecretKey
     from fleetgap.store import DataDir
 
-    key = SecretKey.read(sign_key) if sign_key is not None else None
+    passphrase = read_passphrase(passphrase_file) if sign_key is not None else None
+    key = SecretKey.read(sign_key, passphrase) if sign_key is not None else None
     # printed as made: a signed document, and JSON escapes its control characters itself
     click.echo(json.dumps(make_receipt(DataDir(Path(data_dir)), key), indent=1))

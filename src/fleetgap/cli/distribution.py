@@ -19,7 +19,12 @@ from fleetgap.bundle.packages import PackageFetcher, Target
 from fleetgap.bundle.resolve import PackageRef, resolve_packages
 from fleetgap.bundle.selection import DownloadAction, PrintAction, load_selection
 from fleetgap.cli.console import echo
-from fleetgap.cli.options import key_files_option
+from fleetgap.cli.options import (
+    key_files_option,
+    report_unmatched,
+    retries_option,
+    strict_option,
+)
 from fleetgap.errors import FleetgapError
 from fleetgap.net import Net, NetOptions
 from fleetgap.pgp.elastic_key import ELASTIC_KEY_URL, check_elastic_key
@@ -27,7 +32,8 @@ from fleetgap.pgp.keys import PublicKey, read_public_key
 
 
 def net_options(command: Callable) -> Callable:
-    """`--proxy` and `--ca-cert`, for commands that reach Elastic's hosts."""
+    """`--proxy`, `--ca-cert` and `--retries`, for commands that reach Elastic's hosts."""
+    command = retries_option(command)
     command = click.option(
         "--ca-cert",
         type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -51,14 +57,17 @@ def trusted_keys(net: Net, key_files: Sequence[Path]) -> tuple[PublicKey, ...]:
     "Trusted package signing key (armored); repeatable. Default: Elastic's key (pinned)."
 )
 @net_options
+@strict_option
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64))
-def distribution(selection_file, key_files, proxy, ca_cert, parallel) -> None:
+def distribution(selection_file, key_files, proxy, ca_cert, retries, strict, parallel) -> None:
     """Resolve a distribution config (matrix × queries + pinned packages) and run its actions."""
     selection = load_selection(selection_file)
-    options = NetOptions(proxy=proxy, ca_cert=ca_cert, connections=max(parallel, 8))
+    options = NetOptions(
+        attempts=retries + 1, proxy=proxy, ca_cert=ca_cert, connections=max(parallel, 8)
+    )
     failed: list[str] = []
     with Net(options) as net:
-        packages = resolve_packages(selection, net, parallel)
+        packages = resolve_packages(selection, net, parallel, report_unmatched(strict))
         for action in selection.actions:
             if isinstance(action, PrintAction):
                 for ref in packages:

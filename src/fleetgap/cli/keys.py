@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from fleetgap.cli.console import echo
-from fleetgap.cli.options import data_option
+from fleetgap.cli.options import data_option, passphrase_option, read_passphrase
 from fleetgap.errors import FleetgapError
 from fleetgap.net import NetOptions
 from fleetgap.pgp.elastic_key import AGENT_KEY_FILE, ELASTIC_KEY_URL, fetch_elastic_key
@@ -48,16 +48,24 @@ def keys() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the public key (default: <secret>.pub).",
 )
-def generate(uid: str, secret_path: Path, public_path: Path | None) -> None:
-    """Generate an RSA-4096 signing key (the kind Elastic Agent and Fleet Server verify)."""
+@passphrase_option
+def generate(
+    uid: str, secret_path: Path, public_path: Path | None, passphrase_file: Path | None
+) -> None:
+    """Generate an RSA-4096 signing key (the kind Elastic Agent and Fleet Server verify),
+    protected by a passphrase when one is given (--passphrase-file, or the environment)."""
     public_path = public_path or secret_path.with_name(secret_path.name + ".pub")
     for path in (secret_path, public_path):
         if path.exists():
             raise FleetgapError(f"{path} exists; refusing to overwrite a key")
+    passphrase = read_passphrase(passphrase_file)
     key = SecretKey.generate(uid)
+    if passphrase is not None:
+        key = key.protected(passphrase)
     key.write(secret_path, public_path)
     echo(f"generated {key.public_key}")
-    echo(f"secret key: {secret_path} (mode 0600)\npublic key: {public_path}")
+    protection = "protected by the passphrase" if passphrase is not None else "no passphrase"
+    echo(f"secret key: {secret_path} (mode 0600, {protection})\npublic key: {public_path}")
 
 
 @keys.command()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from fleetgap.cli.distribution import net_options
+from fleetgap.cli.options import passphrase_option, read_passphrase
 
 
 @click.group()
@@ -44,8 +45,11 @@ def kit() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Secret key (`fleetgap keys generate`) to sign SHA256SUMS with.",
 )
+@passphrase_option
 @net_options
-def create(out, platforms, pythons, find_links, sign_key, proxy, ca_cert) -> None:
+def create(
+    out, platforms, pythons, find_links, sign_key, passphrase_file, proxy, ca_cert, retries
+) -> None:
     """Fetch the wheels (as pip does) and write one tar: fleetgap-kit-VERSION/."""
     from fleetgap.bundle.kit import KitTarget, create_kit, kit_name
     from fleetgap.net import NetOptions
@@ -55,8 +59,8 @@ def create(out, platforms, pythons, find_links, sign_key, proxy, ca_cert) -> Non
         tuple(dict.fromkeys(platforms)) or (_this_platform(),),
         tuple(dict.fromkeys(pythons)) or (f"{sys.version_info[0]}.{sys.version_info[1]}",),
     )
-    signer = SecretKey.read(sign_key) if sign_key else None
-    options = NetOptions(proxy=proxy, ca_cert=ca_cert)
+    signer = SecretKey.read(sign_key, read_passphrase(passphrase_file)) if sign_key else None
+    options = NetOptions(proxy=proxy, ca_cert=ca_cert, attempts=retries + 1)
     names = create_kit(out, target, find_links=find_links, sign_key=signer, net_options=options)
     click.echo(
         f"{out}: {kit_name()}/ with {len(names)} wheels for {', '.join(target.platforms)}, "

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from fleetgap.cli.console import echo
+from fleetgap.cli.options import passphrase_option, read_passphrase
 from fleetgap.pgp.keys import KeyFileError, SecretKey, read_public_key
 from fleetgap.pgp.package_signatures import UNKNOWN, VERIFIED, sign_package, verify_package_file
 
@@ -28,9 +29,13 @@ def packages() -> None:
     metavar="VAR",
     help="Environment variable holding the key's password, if it has one.",
 )
-def sign(zips: tuple[Path, ...], key_file: Path, password_env: str | None) -> None:
+@passphrase_option
+def sign(
+    zips: tuple[Path, ...], key_file: Path, password_env: str | None, passphrase_file: Path | None
+) -> None:
     """Write ZIP.sig (armored detached signature) for each ZIP."""
     password = os.environ.get(password_env) if password_env else None
+    password = password or read_passphrase(passphrase_file)
     key = SecretKey.read(key_file, password)
     for zip_path in zips:
         echo(f"signed {zip_path} -> {sign_package(zip_path, key)}")

@@ -39,8 +39,23 @@ class Deployment:
     url: str | None = None  # Elastic Defend's artifacts base_url: https://registry:8080
 
 
+# the option that gives each field, for errors
+_OPTIONS = {
+    "registry": "--registry",
+    "artifacts": "--artifacts",
+    "key_url": "--key-url",
+    "ca_cert": "--ca-cert",
+    "proxy": "--proxy",
+    "name": "--name",
+    "proxy_id": "--proxy-id",
+    "gpg_key_path": "--gpg-key-path",
+    "url": "--url",
+}
+
+
 def snippet(kind: str, deployment: Deployment) -> str:
     """The text to paste for `kind` (one of SNIPPETS)."""
+    _refuse_control_characters(deployment)
     if kind == "kibana":
         return kibana_yml(deployment)
     if kind == "fleet-server":
@@ -94,8 +109,9 @@ def fleet_server_yml(d: Deployment) -> str:
     ]
     if d.ca_cert is not None:
         notes += [
-            "Fleet Server fetches the key with the system roots; to trust the private CA,",
-            "set in its environment a bundle of the system roots plus the CA:",
+            "Fleet Server fetches the key trusting the system roots only; to trust the",
+            "private CA too, set in its environment (Go adds the file to the roots it",
+            "still reads from /etc/ssl/certs):",
             f"SSL_CERT_FILE={d.ca_cert}",
         ]
     return _comments(notes) + _dump(config)
@@ -179,6 +195,18 @@ def _pem(path: Path) -> str:
     if "-----BEGIN CERTIFICATE-----" not in pem:
         raise FleetgapError(f"--ca-cert {path} holds no PEM certificate")
     return pem.strip() + "\n"
+
+
+def _refuse_control_characters(d: Deployment) -> None:
+    """A value with a line break would write a live setting of its own into the YAML (a
+    comment line ends there), so no value may hold a control character."""
+    for field, option in _OPTIONS.items():
+        value = getattr(d, field)
+        if value is None:
+            continue
+        text = str(value)
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in text):
+            raise FleetgapError(f"{option} holds a control character (e.g. a line break): {text!r}")
 
 
 def _required(value: str | None, option: str, kind: str) -> str:

@@ -1,11 +1,13 @@
 """`/ui/` on `fleetgap serve --data DATA`: what this closed side holds, on one page.
 
 Packages (versions, Kibana range, signature state against DATA/keys; the ones the index
-refused, with the reason), an artifact coverage
-matrix (version x product x platform: complete, missing, unverified — from the artifacts
-catalogue, for the versions present under DATA/downloads), Elastic Defend's manifests per
-Endpoint version (defend_status.py), the loaded bundles (receipts in
-DATA/state/receipts, see notes/bundle-contract) and the key fingerprints (DATA/keys).
+refused, with the reason), an artifact coverage matrix (version x product x platform:
+complete, missing, unverified — from the artifacts catalogue, for the versions present under
+DATA/downloads or asked for by a loaded bundle's selection; what no loaded selection asks
+for is greyed, not missing), the loaded bundles (receipts in DATA/state/receipts, see
+notes/bundle-contract; a delta's carried files apart from the state it leads to), Elastic
+Defend's manifests per Endpoint version (defend_status.py) and the key fingerprints
+(DATA/keys).
 Server-rendered with Jinja2, inline CSS, no script and no external asset, so it renders
 inside the closed network; a Content-Security-Policy allows nothing else. Verification
 results are kept per file state (ops/verdicts.py); what is not verified within a page's
@@ -57,6 +59,7 @@ PREFIX = "/ui"
 CORE_PRODUCTS = ("elastic-agent", "fleet-server", "endpoint-security")
 ARCHIVES = ("tar.gz", "zip")  # what agents download (spec: agent-artifacts §1)
 COMPLETE, MISSING, UNVERIFIED, NOT_PUBLISHED = "complete", "missing", "unverified", "n/a"
+NOT_SELECTED = "not selected"
 _SIDECARS = (".sha512", ".asc", ".sig")
 
 REFUSED = "refused"
@@ -82,6 +85,7 @@ _templates = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     finalize=without_paths,
 )
+_templates.filters["megabytes"] = lambda size: f"{size / 1e6:.1f} MB"
 
 
 def with_status_page(app: ASGIApp, holder: IndexHolder, data_dir: Path) -> ASGIApp:
@@ -122,8 +126,12 @@ class PackageRow:
 
 @dataclass(frozen=True)
 class Cell:
-    state: str  # complete | missing | unverified | n/a
+    state: str  # complete | missing | unverified | n/a | not selected
     detail: str = ""
+
+    @property
+    def css(self) -> str:
+        return "na" if self.state in (NOT_PUBLISHED, NOT_SELECTED) else self.state
 
 
 @dataclass(frozen=True)
@@ -262,12 +270,14 @@ class StatusPage:
 
     def matrix(self, keys: list[tuple[str, PublicKey]]) -> Matrix:
         present = self._present()
-        versions = sorted({version for _, version in present}, key=_version_key, reverse=True)
+        asked = self._asked()
+        wanted = present | {(product, version) for version, product, _ in asked or ()}
+        versions = sorted({version for _, version in wanted}, key=_version_key, reverse=True)
         rows: list[tuple[str, str, dict[str, Artifact]]] = []
         platforms: dict[str, None] = {}
         for version in versions:
             products = list(CORE_PRODUCTS) + sorted(
-                {p for p, v in present if v == version and p not in CORE_PRODUCTS}
+                {p for p, v in wanted if v == version and p not in CORE_PRODUCTS}
             )
             for product in products:
                 try:
@@ -285,7 +295,15 @@ class StatusPage:
                 MatrixRow(
                     version,
                     product,
-                    tuple(self._cell(downloads, by_platform.get(p), keys) for p in order),
+                    tuple(
+                        self._cell(
+                            downloads,
+                            by_platform.get(p),
+                            keys,
+                            asked is None or (version, product, p) in asked,
+                        )
+                        for p in order
+                    ),
                 )  # fmt: skip
                 for version, product, by_platform in rows
             ),
@@ -311,11 +329,33 @@ class StatusPage:
                             found.add((product.name, check_version(version)))
         return found
 
-    def _cell(self, downloads: Path, artifact: Artifact | None, keys) -> Cell:
+    def _asked(self) -> set[tuple[str, str, str]] | None:
+        """(version, product, platform) the loaded bundles' selections asked for; None when
+        no receipt names its selection (data from `artifacts mirror`, older receipts)."""
+        selections = [b.selection for b in self.bundles() if b.selection is not None]
+        if not selections:
+            return None
+        asked: set[tuple[str, str, str]] = set()
+        for selection in selections:
+            entries = selection.get("artifacts") or []
+            for entry in [entries] if isinstance(entries, dict) else entries:
+                types = _listed(entry.get("package_types")) if isinstance(entry, dict) else ()
+                if not isinstance(entry, dict) or (types and not set(types) & set(ARCHIVES)):
+                    continue  # the matrix shows archives only
+                products = _listed(entry.get("products")) or tuple(self.catalogue.products)
+                platforms = _listed(entry.get("platforms")) or self.catalogue.platforms
+                for version in _listed(entry.get("versions")):
+                    asked.update((version, pr, pl) for pr in products for pl in platforms)
+        return asked
+
+    def _cell(self, downloads: Path, artifact: Artifact | None, keys, asked: bool) -> Cell:
         if artifact is None:
             return Cell(NOT_PUBLISHED, "Elastic publishes no archive of it for this platform")
         path = downloads / artifact.path
         if not path.is_file() or not inside(downloads, path):  # what /downloads/ serves
+        if not path.is_file():
+            if not asked:
+                return Cell(NOT_SELECTED, f"{artifact.name}: no loaded bundle's selection asks")
             return Cell(MISSING, artifact.name)
 
         def judge() -> tuple[str, str]:
@@ -392,6 +432,12 @@ def _files(folder: Path) -> Iterable[Path]:
         for path in folder.iterdir()
         if path.is_file() and not path.name.endswith(_SIDECARS) and not is_temporary_name(path.name)
     )
+
+
+def _listed(value: object) -> tuple[str, ...]:
+    """A selection field: one value or a list of them, as the selection file allows."""
+    values = value if isinstance(value, list) else [] if value is None else [value]
+    return tuple(str(v) for v in values if isinstance(v, str | int | float))
 
 
 def _version_key(version: str) -> tuple:

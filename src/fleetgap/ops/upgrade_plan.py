@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, replace
 
 import yaml
 
-from fleetgap.artifacts.catalogue import check_version, release_tuple
+from fleetgap.artifacts.catalogue import check_version
 from fleetgap.errors import FleetgapError
 from fleetgap.ops.checks import FAIL, OK, SKIP, CheckResult
 from fleetgap.ops.doctor import PRODUCTS, DoctorOptions, Report, run_doctor
 from fleetgap.ops.probe import Probe, ProbeError
+from fleetgap.semver import Version
 
 DONE = "done"
 NOT_DONE = "not done"
@@ -51,7 +52,8 @@ def plan_upgrade(
 ) -> Plan:
     """The plan; with `urls` (a DoctorOptions for any version) the steps are measured for B."""
     source, target = check_version(source), check_version(target)
-    if release_tuple(target) <= release_tuple(source):
+    # semver order: a pre-release comes before its release (9.1.0-beta1 < 9.1.0)
+    if Version.parse(target).compare(Version.parse(source)) <= 0:
         raise FleetgapError(f"--to {target} must be newer than --from {source}")
     o = urls or DoctorOptions(stack_version=target)
     steps = _steps(source, target, o)
@@ -82,6 +84,8 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
     }
     defend_base = o.defend or artifacts.rstrip("/").removesuffix("/downloads")
     bundle = "fleetgap bundle"
+    # the closed side loads only bundles signed by a key it trusts (README: Trust)
+    sign, trust = "--sign-key bundle-signer.key", "--trust-key bundle-signer.asc"
     return [
         Step(
             1,
@@ -91,9 +95,9 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
                 "(carry it to the connected side)",
                 f"connected side: {bundle} plan packages-{b}.yml --since receipt.json",
                 f"connected side: {bundle} create packages-{b}.yml --since receipt.json "
-                f"--out packages-{b}.bundle",
-                f"closed side: {bundle} verify packages-{b}.bundle && "
-                f"{bundle} load packages-{b}.bundle --data DATA",
+                f"--out packages-{b}.bundle {sign}",
+                f"closed side: {bundle} verify packages-{b}.bundle --data DATA {trust} && "
+                f"{bundle} load packages-{b}.bundle --data DATA {trust}",
                 f"fleetgap doctor --stack-version {b} {urls}",
             ),
             ("registry", "packages"),
@@ -117,9 +121,9 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
             f"Artifact registry: the agent binaries and the protection artifacts of {b}",
             (
                 f"connected side: {bundle} create artifacts-{b}.yml --since receipt.json "
-                f"--out artifacts-{b}.bundle",
-                f"closed side: {bundle} verify artifacts-{b}.bundle && "
-                f"{bundle} load artifacts-{b}.bundle --data DATA",
+                f"--out artifacts-{b}.bundle {sign}",
+                f"closed side: {bundle} verify artifacts-{b}.bundle --data DATA {trust} && "
+                f"{bundle} load artifacts-{b}.bundle --data DATA {trust}",
                 "Fleet's agent binary download source: fleetgap config download-source "
                 f"--artifacts {artifacts} (POST /api/fleet/agent_download_sources)",
                 "Elastic Defend policy (once): fleetgap config defend --url "

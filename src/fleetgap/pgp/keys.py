@@ -49,9 +49,11 @@ from fleetgap.pgp.packet_stream import (
     read_packets,
 )
 from fleetgap.pgp.packets import PacketError, key_id_of, parse_key
+from fleetgap.pgp.protect import protect_secret_key
 
 _NOT_A_KEY = "openpgp: invalid data: first packet was not a public/private key"
 ELASTIC_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+PASSPHRASE_ENV = "FLEETGAP_KEY_PASSPHRASE"  # a signing key's passphrase, when no file gives it
 
 _KEY_TAGS = (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SECRET_KEY, TAG_SECRET_SUBKEY)
 
@@ -233,8 +235,27 @@ class SecretKey:
                 "(`fleetgap keys generate` makes RSA-4096)"
             )
         key = cls(tsk, password)
-        key.signer()  # fail now, with a clear message, if it cannot sign
+        try:
+            key.signer()  # fail now, with a clear message, if it cannot sign
+        except KeyFileError as exc:
+            if password is None and "encrypted" in str(exc):
+                raise KeyFileError(
+                    f"{origin} is protected by a passphrase: give --passphrase-file FILE or "
+                    f"set {PASSPHRASE_ENV}"
+                ) from None
+            if password is not None:
+                raise KeyFileError(f"{origin}: the passphrase does not unlock the key") from None
+            raise
         return key
+
+    def protected(self, passphrase: str) -> SecretKey:
+        """This key with its secret material encrypted under `passphrase` (checked: the
+        result is unlocked with it before it is returned)."""
+        armored = pysequoia.armor(
+            protect_secret_key(dearmor(first_armored_block(self.armored)), passphrase),
+            pysequoia.ArmorKind.SecretKey,
+        )
+        return SecretKey.parse(armored.encode(), passphrase, origin="the protected key")
 
     @property
     def public_key(self) -> PublicKey:

@@ -1,6 +1,8 @@
 """Prometheus metrics with the `epr_*` names of Elastic's registry, on their own listener.
 
-spec: epr-api §11.4. Granian serves from worker processes, so the metrics use
+spec: epr-api §11.4. fleetgap's own state has `fleetgap_*` names: the loaded bundle's
+sequence, the time of the last load, the packages the index refused. Granian serves from
+worker processes, so the metrics use
 prometheus_client's multiprocess mode: every process writes its samples into one directory
 and the `/metrics` listener (in the main process) adds them up. `PROMETHEUS_MULTIPROC_DIR`
 must be set before prometheus_client is first imported; `server.py` does that before it
@@ -32,6 +34,9 @@ from fleetgap.serving.response_meter import ResponseMeter
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NAMESPACE = "epr"
 UNKNOWN_ROUTE = "unknown"
+# Apps that set no route template (the agents' downloads, the status page): one fixed label
+# per prefix, never the requested path.
+_PREFIX_ROUTES = (("/downloads/", "/downloads/{file}"), ("/ui/", "/ui/"))
 # Go client_golang's DefBuckets, and the size buckets of the registry's metrics package.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SIZE_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 64 * 1024, 256 * 1024)
@@ -58,6 +63,9 @@ class _Metrics:
     http_request_duration_seconds: Histogram
     http_request_size_bytes: Histogram
     http_response_size_bytes: Histogram
+    bundle_sequence: Gauge
+    bundle_last_load_timestamp_seconds: Gauge
+    refused_packages: Gauge
 
 
 def _create() -> _Metrics:
@@ -141,6 +149,24 @@ def _create() -> _Metrics:
             buckets=_SIZE_BUCKETS,
             **common,
         ),
+        bundle_sequence=Gauge(
+            "fleetgap_bundle_sequence",
+            "The sequence of the bundle loaded last into the data directory (0: none).",
+            multiprocess_mode="mostrecent",
+            registry=None,
+        ),
+        bundle_last_load_timestamp_seconds=Gauge(
+            "fleetgap_bundle_last_load_timestamp_seconds",
+            "When the last bundle load finished, in seconds since the epoch (0: none).",
+            multiprocess_mode="mostrecent",
+            registry=None,
+        ),
+        refused_packages=Gauge(
+            "fleetgap_refused_packages",
+            "Packages in the package paths that the index refused (not served).",
+            multiprocess_mode="mostrecent",
+            registry=None,
+        ),
     )
 
 
@@ -159,8 +185,16 @@ def metrics() -> _Metrics:
         return _metrics
 
 
-def set_indexed_packages(count: int) -> None:
+def set_indexed_packages(count: int, refused: int | None = None) -> None:
     metrics().number_indexed_packages.set(count)
+    if refused is not None:
+        metrics().refused_packages.set(refused)
+
+
+def set_loaded_bundle(sequence: int | None, loaded_at: float | None) -> None:
+    """The bundle loaded last (None: none loaded yet)."""
+    metrics().bundle_sequence.set(sequence or 0)
+    metrics().bundle_last_load_timestamp_seconds.set(loaded_at or 0)
 
 
 def observe_indexer_get(indexer: str, seconds: float) -> None:
@@ -237,6 +271,10 @@ class RequestMetrics:
 
 
 def route_template(scope: Scope) -> str:
+    requested = scope.get("path", "")
+    for prefix, label in _PREFIX_ROUTES:
+        if requested.startswith(prefix) or requested == prefix[:-1]:
+            return label
     route = scope.get("epr.route")
     if isinstance(route, str) and route:
         return route

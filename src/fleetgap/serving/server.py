@@ -221,10 +221,7 @@ def serving_app(
     """In the serving process: hold the index, start the watchers, compose the app.
     `generation`: DATA's generation file as read before `index` was loaded."""
     holder = IndexHolder(index)
-    if settings.metrics_address:
-        from fleetgap.serving import metrics
-
-        metrics.set_indexed_packages(len(index))
+    _note_index(settings, index)
     if settings.package_paths_enable_watcher:
         from fleetgap.serving.watcher import PackageWatcher
 
@@ -236,7 +233,8 @@ def serving_app(
 
         data = DataDir(settings.data_dir)
         reload = functools.partial(_rescan, settings, holder)
-        GenerationWatcher(data, reload, seen=generation).start()
+        describe = functools.partial(_last_load, settings.data_dir)
+        GenerationWatcher(data, reload, seen=generation, describe=describe).start()
     return compose_app(settings, holder)
 
 
@@ -255,10 +253,33 @@ def _rescan(settings: Settings, holder: IndexHolder) -> None:
     if heap.settled():
         heap.resettle()  # lets the old index go, freezes the new one
     log.info("%d local package manifests loaded after a change.", len(index))
-    if settings.metrics_address:
-        from fleetgap.serving import metrics
+    _note_index(settings, index)
 
-        metrics.set_indexed_packages(len(index))
+
+def _note_index(settings: Settings, index: PackageIndex) -> None:
+    """The metrics of what is served: packages indexed and refused, the loaded bundle."""
+    if not settings.metrics_address:
+        return
+    from fleetgap.ops.receipts import last_loaded, loaded_timestamp
+    from fleetgap.serving import metrics
+
+    metrics.set_indexed_packages(len(index), len(index.refused))
+    if settings.data_dir is not None:
+        bundle = last_loaded(settings.data_dir)
+        if bundle is not None:
+            metrics.set_loaded_bundle(bundle.sequence, loaded_timestamp(bundle))
+        else:
+            metrics.set_loaded_bundle(None, None)
+
+
+def _last_load(data_dir: Path) -> str:
+    """For the reload log line: which bundle's load finished."""
+    from fleetgap.ops.receipts import last_loaded
+
+    bundle = last_loaded(data_dir)
+    if bundle is None:
+        return "a bundle load"
+    return f"the load of bundle {bundle.bundle_id} (sequence {bundle.sequence})"
 
 
 # --- startup log and dry run ------------------------------------------------------------

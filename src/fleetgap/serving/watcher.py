@@ -128,12 +128,17 @@ class GenerationWatcher(_Watcher):
     name = "generation-watcher"
 
     def __init__(
-        self, data: DataDir, reload: Callable[[], None], seen: bytes | None = None
+        self,
+        data: DataDir,
+        reload: Callable[[], None],
+        seen: bytes | None = None,
+        describe: Callable[[], str] | None = None,  # names the load, for the log line
     ) -> None:
         """`seen`: the generation read before the index being served was built (a load
         that finishes while it is built is then reloaded too); by default, now."""
         self.data = data
         self.reload = reload
+        self.describe = describe
         self._seen = read_generation(data) if seen is None else seen
         super().__init__()
 
@@ -158,7 +163,8 @@ class GenerationWatcher(_Watcher):
                     self.PATIENCE_SECONDS,
                     unseen[0],
                 )
-            log.info("a bundle load finished (%s); reloading", self.data.generation)
+            what = self.describe() if self.describe is not None else "a bundle load"
+            log.info("%s finished (%s); reloading", what, self.data.generation)
             try:
                 self.reload()
             except Exception:
