@@ -353,7 +353,6 @@ class StatusPage:
             return Cell(NOT_PUBLISHED, "Elastic publishes no archive of it for this platform")
         path = downloads / artifact.path
         if not path.is_file() or not inside(downloads, path):  # what /downloads/ serves
-        if not path.is_file():
             if not asked:
                 return Cell(NOT_SELECTED, f"{artifact.name}: no loaded bundle's selection asks")
             return Cell(MISSING, artifact.name)
