@@ -209,3 +209,30 @@ def test_the_line_s_timestamp_is_the_formatter_s_for_the_current_millisecond() -
         after = _timestamp(time.time())
         assert before <= now <= after
         assert len(now) == len(before) and now.endswith("Z")
+
+
+def test_c1_controls_and_bidi_overrides_from_a_request_are_escaped_in_both_log_types() -> None:
+    """R2: header bytes 0x80-0x9f decode (latin-1) to C1 controls (\\x9b is CSI) and a path
+    may hold U+202E; json.dumps with ensure_ascii=False left them raw for the terminal."""
+    from fleetgap.serving.logs import ConsoleFormatter
+
+    scope = {
+        "method": "GET",
+        "path": "/package/\u202eabc/1.0.0/",
+        "query_string": b"",
+        "http_version": "1.1",
+        "client": ("127.0.0.1", 5555),
+        "headers": [(b"host", b"a"), (b"referer", b"\x9b2J\x9d0;t\x9c"), (b"user-agent", b"u\x7f")],
+    }
+    message, fields = request_fields(scope, 200, 1)
+    fields["event.duration"] = 1
+    record = logging.LogRecord(REQUEST_LOGGER, logging.INFO, "x.py", 1, message, (), None)
+    record.ecs = fields  # type: ignore[attr-defined]
+    ecs = EcsFormatter().format(record)
+    fast = ecs_request_line(scope, 200, 1, 1, EcsFormatter().tail, json.loads(ecs)["@timestamp"])
+    for line in (ecs, fast, ConsoleFormatter().format(record)):
+        assert not any("\x7f" <= c <= "\x9f" or c == "\u202e" for c in line), line
+    document = json.loads(fast)
+    assert document["http.request.referer"] == "\x9b2J\x9d0;t\x9c"
+    assert document["url.path"] == "/package/\u202eabc/1.0.0/"
+    assert fast == ecs + "\n"

@@ -15,6 +15,7 @@ import json
 import logging
 import logging.config
 import os
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -125,7 +126,7 @@ class EcsFormatter(logging.Formatter):
         if self.environment:
             document["service.environment"] = self.environment
         document["ecs.version"] = ECS_VERSION
-        return json.dumps(document, ensure_ascii=False, default=str)
+        return _json(document)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -140,7 +141,7 @@ class ConsoleFormatter(logging.Formatter):
         ]
         fields = getattr(record, "ecs", None)
         if isinstance(fields, Mapping) and fields:
-            parts.append(json.dumps(dict(fields), ensure_ascii=False, default=str))
+            parts.append(_json(dict(fields)))
         line = "\t".join(parts)
         if record.exc_info:
             line += "\n" + without_userinfo(self.formatException(record.exc_info))
@@ -431,8 +432,20 @@ def _field_piece(key: str, value: bytes) -> str:
     return f', "{key}": {_json(value.decode("latin-1"))}'
 
 
-def _json(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+# What json.dumps leaves raw with ensure_ascii=False and a terminal would obey or reorder:
+# DEL, the C1 controls (a header's bytes 0x80-0x9f decode to them: \x9b is CSI) and the
+# bidirectional overrides and isolates (as errors.printable). JSON's \u escapes keep the
+# value; only string contents can hold them.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _json(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return _JSON_UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 _second: list[int | str] = [-1, ""]  # the last second formatted, its text up to the fraction
