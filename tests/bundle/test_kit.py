@@ -162,6 +162,26 @@ def test_install_sh_without_its_wheels_folder_is_one_line(kit: Kit, tmp_path: Pa
     ]
 
 
+def test_install_sh_under_a_restrictive_umask_leaves_the_venv_usable_by_the_service_user(
+    kit: Kit, tmp_path: Path
+):
+    """Hardened hosts (CIS) give root umask 027 or 077: the venv then was 0750 root:root and
+    the systemd unit's `User=fleetgap` got 'Permission denied' on /opt/fleetgap/bin/fleetgap."""
+    folder = _copy_kit(kit, tmp_path)
+    done = offline(
+        ["sh", "-c", 'umask 077 && exec sh "$0" "$@"', folder / "install.sh",
+         "--prefix", tmp_path / "opt", "--bin-dir", tmp_path / "bin"],
+        env=clean_env(),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    package = next((tmp_path / "opt" / "lib").glob("python*/site-packages/fleetgap"))
+    for path in (tmp_path / "opt", tmp_path / "opt" / "bin", package):
+        assert path.stat().st_mode & 0o005 == 0o005, f"{path}: {oct(path.stat().st_mode)}"
+    for path in (tmp_path / "opt" / "bin" / "fleetgap", package / "__init__.py"):
+        assert path.stat().st_mode & 0o004, f"{path}: {oct(path.stat().st_mode)}"
+
+
 def test_installed_kit_puts_fleetgap_on_the_path(installed: Installed):
     assert installed.fleetgap.is_symlink()
     assert installed.fleetgap.resolve() == (installed.prefix / "bin" / "fleetgap").resolve()

@@ -9,6 +9,9 @@
 #    3. a link BIN_DIR/fleetgap (default /usr/local/bin; --bin-dir '' for none).
 # Check the kit's signature first when it has one: gpg --verify SHA256SUMS.asc SHA256SUMS
 set -eu
+# The service user (deploy/fleetgap.service: User=fleetgap) runs what is installed here: a
+# hardened host's root umask (027, 077) would leave it unreadable to everyone but root.
+umask 022
 
 VERSION='@VERSION@'
 PYTHONS='@PYTHONS@'
