@@ -182,6 +182,14 @@ def test_install_sh_under_a_restrictive_umask_leaves_the_venv_usable_by_the_serv
         assert path.stat().st_mode & 0o004, f"{path}: {oct(path.stat().st_mode)}"
 
 
+def test_install_sh_help_is_its_header_only(kit: Kit, tmp_path: Path):
+    done = offline(["sh", kit.folder / "install.sh", "--help"], env=clean_env(), cwd=tmp_path)
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("# Install fleetgap ")
+    assert all(line.startswith("#") for line in lines), lines[-1]  # was: "set -eu"
+
+
 def test_installed_kit_puts_fleetgap_on_the_path(installed: Installed):
     assert installed.fleetgap.is_symlink()
     assert installed.fleetgap.resolve() == (installed.prefix / "bin" / "fleetgap").resolve()

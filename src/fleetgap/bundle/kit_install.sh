@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
         --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
         --python) [ $# -ge 2 ] || fail "--python needs a command"; PYTHON=$2; shift 2 ;;
         --python=*) PYTHON=${1#*=}; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
         *) fail "unknown option $1 (see --help)" ;;
     esac
 done
