@@ -303,6 +303,17 @@ def test_kubernetes_deployment_service_and_volume():
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_kubernetes_image_is_not_pulled_from_a_registry_the_closed_network_lacks():
+    """`image: X:latest` with no imagePullPolicy means Always: every pod start asks a registry
+    for it, and an image carried across with `docker save`/`load` (or `ctr images import` on
+    each node) never starts (ErrImagePull)."""
+    (container,) = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    policy = container.get("imagePullPolicy")
+    if policy is None:
+        policy = "Always" if container["image"].endswith(":latest") else "IfNotPresent"
+    assert policy in ("IfNotPresent", "Never"), (container["image"], policy)
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
