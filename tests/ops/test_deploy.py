@@ -220,6 +220,15 @@ def test_unit_runs_what_install_sh_installs():
     assert service("ExecStart")[0].split()[0] == "/opt/fleetgap/bin/fleetgap"
 
 
+def test_unit_header_loads_a_signed_bundle_with_its_signer():
+    """Nothing in the header's set-up trusts a bundle signer (DATA/state/bundle-signers/ is
+    never made), so its `bundle load` line as written refused every signed bundle ("no
+    trusted signer")."""
+    text = (DEPLOY / "fleetgap.service").read_text()
+    (line,) = [x for x in text.splitlines() if x.startswith("#") and " bundle load " in x]
+    assert "--trust-key" in line or "bundle-signers" in text, line
+
+
 def test_setup_as_documented_gives_the_service_user_no_ca_key(tmp_path):
     """The header's `certs create` run as written (paths moved under tmp_path); what it
     hands to the service user (chown/chgrp) is never the CA's key nor a folder holding it;
