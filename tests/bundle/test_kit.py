@@ -69,6 +69,26 @@ def test_kit_create_without_the_wheels_is_one_error_line(tmp_path: Path):
     assert not out.exists() and list(tmp_path.iterdir()) == [empty]
 
 
+def test_kit_create_without_fleetgaps_own_wheel_says_how_to_make_it(kit: Kit, tmp_path: Path):
+    """A site mirror (or an index) holds the dependencies but not fleetgap itself, which an
+    operator installed from its source (`pip install .`): pip's bare 'Could not find a
+    version that satisfies the requirement fleetgap==V' left them stuck."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for wheel in kit.links.iterdir():
+        if not wheel.name.startswith("fleetgap-"):
+            shutil.copy(wheel, mirror)
+    done = offline(
+        [sys.executable, "-m", "fleetgap", "kit", "create", "--out", tmp_path / "kit.tar",
+         "--find-links", mirror, "--python", this_python()],
+        env=source_env(),
+    )  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert f"fleetgap=={__version__}" in line
+    assert "pip wheel --no-deps" in line and "--find-links" in line, line
+
+
 # An index on loopback (fleetgap serve's /fleetgap/simple/ of the same wheels), and `kit
 # create` fetching from it through pip's own index settings, in one network namespace.
 FROM_AN_INDEX = r"""
