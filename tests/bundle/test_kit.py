@@ -69,6 +69,26 @@ def test_kit_create_without_the_wheels_is_one_error_line(tmp_path: Path):
     assert not out.exists() and list(tmp_path.iterdir()) == [empty]
 
 
+def test_kit_create_without_fleetgaps_own_wheel_says_how_to_make_it(kit: Kit, tmp_path: Path):
+    """A site mirror (or an index) holds the dependencies but not fleetgap itself, which an
+    operator installed from its source (`pip install .`): pip's bare 'Could not find a
+    version that satisfies the requirement fleetgap==V' left them stuck."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for wheel in kit.links.iterdir():
+        if not wheel.name.startswith("fleetgap-"):
+            shutil.copy(wheel, mirror)
+    done = offline(
+        [sys.executable, "-m", "fleetgap", "kit", "create", "--out", tmp_path / "kit.tar",
+         "--find-links", mirror, "--python", this_python()],
+        env=source_env(),
+    )  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert f"fleetgap=={__version__}" in line
+    assert "pip wheel --no-deps" in line and "--find-links" in line, line
+
+
 # An index on loopback (fleetgap serve's /fleetgap/simple/ of the same wheels), and `kit
 # create` fetching from it through pip's own index settings, in one network namespace.
 FROM_AN_INDEX = r"""
@@ -160,6 +180,34 @@ def test_install_sh_without_its_wheels_folder_is_one_line(kit: Kit, tmp_path: Pa
     assert done.stderr.splitlines() == [
         "install.sh: cannot read wheels/: No such file or directory; nothing installed"
     ]
+
+
+def test_install_sh_under_a_restrictive_umask_leaves_the_venv_usable_by_the_service_user(
+    kit: Kit, tmp_path: Path
+):
+    """Hardened hosts (CIS) give root umask 027 or 077: the venv then was 0750 root:root and
+    the systemd unit's `User=fleetgap` got 'Permission denied' on /opt/fleetgap/bin/fleetgap."""
+    folder = _copy_kit(kit, tmp_path)
+    done = offline(
+        ["sh", "-c", 'umask 077 && exec sh "$0" "$@"', folder / "install.sh",
+         "--prefix", tmp_path / "opt", "--bin-dir", tmp_path / "bin"],
+        env=clean_env(),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    package = next((tmp_path / "opt" / "lib").glob("python*/site-packages/fleetgap"))
+    for path in (tmp_path / "opt", tmp_path / "opt" / "bin", package):
+        assert path.stat().st_mode & 0o005 == 0o005, f"{path}: {oct(path.stat().st_mode)}"
+    for path in (tmp_path / "opt" / "bin" / "fleetgap", package / "__init__.py"):
+        assert path.stat().st_mode & 0o004, f"{path}: {oct(path.stat().st_mode)}"
+
+
+def test_install_sh_help_is_its_header_only(kit: Kit, tmp_path: Path):
+    done = offline(["sh", kit.folder / "install.sh", "--help"], env=clean_env(), cwd=tmp_path)
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("# Install fleetgap ")
+    assert all(line.startswith("#") for line in lines), lines[-1]  # was: "set -eu"
 
 
 def test_installed_kit_puts_fleetgap_on_the_path(installed: Installed):

@@ -139,6 +139,21 @@ def test_untrusted_signer_is_refused(signed, tmp_path, trust_files):
     assert listing(data) == {}
 
 
+def test_a_secret_key_given_as_trust_key_is_refused(signed, tmp_path, trust_files):
+    """The closed side needs the signer's public key only. A secret key file given as
+    --trust-key (the README's own names mix them: `--secret signer.asc`, `--trust-key
+    bundle-signer.asc`) was taken without a word: the bundle signing key crossed the gap and,
+    through deploy/bundles/, into an image layer."""
+    data = tmp_path / "data"
+    secret = trust_files["signer-secret"]
+    for command in (("bundle", "verify", signed), ("bundle", "load", signed, "--data", data)):
+        result = run(*command, "--trust-key", secret)
+        assert result.exit_code == 1, result.output
+        (line,) = result.output.splitlines()
+        assert line.startswith(f"error: {secret} holds a secret key") and "public" in line
+    assert listing(data) == {}
+
+
 def test_signers_put_in_the_data_dir_are_trusted(signed, tmp_path, trust_files):
     data = tmp_path / "data"
     (data / "state" / "bundle-signers").mkdir(parents=True)

@@ -163,3 +163,20 @@ def test_a_file_changed_in_the_cache_after_its_first_chunk_stops_the_write(cache
     with pytest.raises(FleetgapError, match="changed in the cache"):
         write_bundle(data, entries, tmp_path / "c.tar", selection={})
     assert not list(tmp_path.glob("*c.tar*"))
+
+
+def test_an_unsigned_bundle_that_carries_no_file_reads_to_its_end(cache, tmp_path) -> None:
+    """An unsigned delta with nothing new is a tar of manifest.json alone: the reader met the
+    end of the tar while looking for the signature, and asking the tar stream again (in
+    finish) failed with 'not a readable tar stream: seeking backwards is not allowed'."""
+    from dataclasses import replace
+
+    from fleetgap.bundle.reader import BundleReader, find_parts
+
+    data, entries = cache
+    listed_only = [replace(entry, in_bundle=False) for entry in entries]
+    write_bundle(data, listed_only, tmp_path / "d.tar", selection={}, base={})
+    with BundleReader(find_parts([tmp_path / "d.tar"])) as reader:
+        assert reader.signature is None
+        assert list(reader.members()) == []
+        reader.finish()

@@ -220,6 +220,15 @@ def test_unit_runs_what_install_sh_installs():
     assert service("ExecStart")[0].split()[0] == "/opt/fleetgap/bin/fleetgap"
 
 
+def test_unit_header_loads_a_signed_bundle_with_its_signer():
+    """Nothing in the header's set-up trusts a bundle signer (DATA/state/bundle-signers/ is
+    never made), so its `bundle load` line as written refused every signed bundle ("no
+    trusted signer")."""
+    text = (DEPLOY / "fleetgap.service").read_text()
+    (line,) = [x for x in text.splitlines() if x.startswith("#") and " bundle load " in x]
+    assert "--trust-key" in line or "bundle-signers" in text, line
+
+
 def test_setup_as_documented_gives_the_service_user_no_ca_key(tmp_path):
     """The header's `certs create` run as written (paths moved under tmp_path); what it
     hands to the service user (chown/chgrp) is never the CA's key nor a folder holding it;
@@ -301,6 +310,17 @@ def test_kubernetes_deployment_service_and_volume():
     assert container["args"] == json.loads(one("CMD"))
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_kubernetes_image_is_not_pulled_from_a_registry_the_closed_network_lacks():
+    """`image: X:latest` with no imagePullPolicy means Always: every pod start asks a registry
+    for it, and an image carried across with `docker save`/`load` (or `ctr images import` on
+    each node) never starts (ErrImagePull)."""
+    (container,) = manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    policy = container.get("imagePullPolicy")
+    if policy is None:
+        policy = "Always" if container["image"].endswith(":latest") else "IfNotPresent"
+    assert policy in ("IfNotPresent", "Never"), (container["image"], policy)
 
 
 # --- helpers ---------------------------------------------------------------------------------

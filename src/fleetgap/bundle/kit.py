@@ -205,8 +205,15 @@ def _pip_download(
         errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR:")]
         last = (errors or done.stderr.strip().splitlines() or ["no output"])[0]
         where = f" (from {find_links} only)" if not index else ""
+        hint = ""
+        if f"fleetgap=={__version__}" in last:  # the dependencies are there, fleetgap is not
+            hint = (
+                f"; fleetgap {__version__} itself is not there: build its wheel from the "
+                "source you installed (`pip wheel --no-deps -w DIR SOURCE`) and give "
+                "--find-links DIR (with the other wheels) or add it to the mirror"
+            )
         raise FleetgapError(
-            f"pip download for {platform} Python {python}{where} failed: {_printable(last)}"
+            f"pip download for {platform} Python {python}{where} failed: {_printable(last)}" + hint
         )
 
 

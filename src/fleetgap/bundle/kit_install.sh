@@ -9,6 +9,9 @@
 #    3. a link BIN_DIR/fleetgap (default /usr/local/bin; --bin-dir '' for none).
 # Check the kit's signature first when it has one: gpg --verify SHA256SUMS.asc SHA256SUMS
 set -eu
+# The service user (deploy/fleetgap.service: User=fleetgap) runs what is installed here: a
+# hardened host's root umask (027, 077) would leave it unreadable to everyone but root.
+umask 022
 
 VERSION='@VERSION@'
 PYTHONS='@PYTHONS@'
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
         --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
         --python) [ $# -ge 2 ] || fail "--python needs a command"; PYTHON=$2; shift 2 ;;
         --python=*) PYTHON=${1#*=}; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/{/^#/p;}' "$0"; exit 0 ;;
         *) fail "unknown option $1 (see --help)" ;;
     esac
 done

@@ -102,6 +102,7 @@ class BundleReader:
         self.manifest_bytes = b""
         self.signature: bytes | None = None
         self._pending: tarfile.TarInfo | None = None
+        self._ended = False  # the tar's end was met: a stream tar cannot be asked again
         self._seen: set[str] = set()
         try:
             self._tar = tarfile.open(  # noqa: SIM115
@@ -207,8 +208,11 @@ class BundleReader:
             )
 
     def _next(self) -> tarfile.TarInfo | None:
+        if self._ended:
+            return None
         info = self._tar.next()
         if info is None:
+            self._ended = True
             return None
         name = info.name
         if name.startswith("/") or ".." in name.split("/") or "\\" in name:

@@ -288,7 +288,26 @@ def _signers(trust_key_files, data_dir):
     if not files and data_dir is not None:
         folder = Path(data_dir) / "state" / "bundle-signers"
         files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+    for path in files:
+        _refuse_secret_key(path)
     return [read_public_key(path) for path in files]
+
+
+def _refuse_secret_key(path: Path) -> None:
+    """A trusted signer is a public key: a secret one here means the signing key crossed."""
+    from fleetgap.errors import FleetgapError
+    from fleetgap.pgp.armor import PRIVATE_KEY_BLOCK, ArmorError, first_armored_block
+
+    try:
+        kind = first_armored_block(Path(path).read_bytes()).kind
+    except (OSError, ArmorError):
+        return  # read_public_key names what is wrong with it
+    if kind == PRIVATE_KEY_BLOCK:
+        raise FleetgapError(
+            f"{path} holds a secret key; trust the signer's public key instead "
+            f"(`fleetgap keys generate` wrote it beside the secret one, as <secret>.pub) and "
+            "keep the secret key on the connected side"
+        )
 
 
 def _trust(trust_key_files, key_files, allow_unsigned, data_dir=None):
