@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 import httpx
 import stamina
 
@@ -35,6 +38,13 @@ TIMEOUT = 10.0  # seconds for one whole answer, as the Go registry's proxy clien
 ATTEMPTS = 5  # the first try and four retries
 # epr.elastic.co's largest answer, /search?all=true&prerelease=true, is a few MB.
 MAX_BODY = 64 << 20
+# An upstream list answer: Elastic's largest (/search?all=true) holds some ten thousand items
+MAX_ITEMS = 100_000
+# Objects and values (`{` and `,`) in one answer, counted before parsing: json.loads of the
+# most this allows stays within a few hundred MB, where 64 MiB of `{},` would take 1.6 GB
+MAX_STRUCTURE = 5_000_000
+
+T = TypeVar("T")
 PACKAGE_NAME = re.compile(r"^[a-z0-9_]+$")  # what EPR accepts as a package name
 
 
@@ -67,26 +77,10 @@ class Upstream:
         )
 
     async def search(self, path_and_query: str) -> list[Match]:
-        data = await self._get_json(path_and_query)
-        if not isinstance(data, list):
-            raise UpstreamError("upstream /search did not answer a list")
-        return [Match(remote_package(item)) for item in data if isinstance(item, dict)]
+        return await self._read_list(path_and_query, "/search", _search_matches)
 
     async def categories(self, path_and_query: str) -> list[CategoryCount]:
-        data = await self._get_json(path_and_query)
-        if not isinstance(data, list):
-            raise UpstreamError("upstream /categories did not answer a list")
-        return [
-            CategoryCount(
-                str(c.get("id", "")),
-                str(c.get("title", "")),
-                int(c.get("count", 0)),
-                str(c.get("parent_id", "")),
-                str(c.get("parent_title", "")),
-            )
-            for c in data
-            if isinstance(c, dict)
-        ]
+        return await self._read_list(path_and_query, "/categories", _category_counts)
 
     async def package(self, name: str, version: str) -> bytes | None:
         """The upstream /package/<n>/<v>/ document, or None when upstream has no such package
@@ -106,12 +100,16 @@ class Upstream:
         every client in a Location header."""
         return without_userinfo(self.base_url) + quote(path, safe="/$&+,:;=@")
 
-    async def _get_json(self, path_and_query: str) -> Any:
+    async def _read_list(
+        self, path_and_query: str, route: str, convert: Callable[[list[Any]], list[T]]
+    ) -> list[T]:
+        """An upstream list answer, parsed and converted off the event loop, one answer at a
+        time per worker: a hostile upstream's answer costs one thread and bounded memory,
+        never the other routes' time."""
         response = await self._get(path_and_query)
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise UpstreamError(f"upstream answered invalid JSON: {exc}") from None
+        return await anyio.to_thread.run_sync(
+            _parse_list, response.content, route, convert, limiter=_parsing()
+        )
 
     async def _get(self, path_and_query: str) -> _Answer:
         url = self.base_url + path_and_query
@@ -144,6 +142,55 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _parse_list(body: bytes, route: str, convert: Callable[[list[Any]], list[T]]) -> list[T]:
+    # what json.loads would build, counted before it runs: a body of a million `{},` is
+    # 3 MB but a gigabyte as objects
+    structure = body.count(b"{") + body.count(b",")
+    if structure > MAX_STRUCTURE:
+        raise UpstreamError(
+            f"upstream {route} answered {structure} JSON values, more than {MAX_STRUCTURE}"
+        )
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise UpstreamError(f"upstream answered invalid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise UpstreamError(f"upstream {route} did not answer a list")
+    if len(data) > MAX_ITEMS:
+        raise UpstreamError(f"upstream {route} answered {len(data)} items, more than {MAX_ITEMS}")
+    return convert(data)
+
+
+def _search_matches(data: list[Any]) -> list[Match]:
+    return [Match(remote_package(item)) for item in data if isinstance(item, dict)]
+
+
+def _category_counts(data: list[Any]) -> list[CategoryCount]:
+    return [
+        CategoryCount(
+            str(c.get("id", "")),
+            str(c.get("title", "")),
+            int(c.get("count", 0)),
+            str(c.get("parent_id", "")),
+            str(c.get("parent_title", "")),
+        )
+        for c in data
+        if isinstance(c, dict)
+    ]
+
+
+_PARSE_SLOT: anyio.CapacityLimiter | None = None
+
+
+def _parsing() -> anyio.CapacityLimiter:
+    """One upstream answer parsed at a time in this worker, on a thread of its own (made on
+    first use, in the worker's event loop); other answers wait their turn."""
+    global _PARSE_SLOT
+    if _PARSE_SLOT is None:
+        _PARSE_SLOT = anyio.CapacityLimiter(1)
+    return _PARSE_SLOT
 
 
 async def _read_capped(response: httpx.Response, url: str) -> bytes:
