@@ -160,7 +160,10 @@ def _load(
         "fleetgap_version": __version__,
         "delta": manifest.delta,
         "signer": verified.signer,
-        "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in manifest.files],
+        "files": [
+            {"path": e.path, "sha256": e.sha256, "size": e.size, "verified_by": e.verified_by}
+            for e in manifest.files
+        ],
     }
     audit = {
         "event": "bundle load",
@@ -298,8 +301,15 @@ _UPDATED_IN_PLACE = ("defend-manifest", "defend-manifest-entry")
 
 
 def _brought(receipts, entry: FileEntry, sha256: str) -> bool:
+    """An earlier bundle brought exactly this content here *as a Defend file*: a relative_url
+    naming an agent binary, a sidecar or any other file a bundle brought verified some other
+    way never replaces it (a receipt that does not record the kind vouches for nothing)."""
     return any(
-        f["path"] == entry.path and f["sha256"] == sha256 for r in receipts for f in r["files"]
+        f["path"] == entry.path
+        and f["sha256"] == sha256
+        and f.get("verified_by") in _UPDATED_IN_PLACE
+        for r in receipts
+        for f in r["files"]
     )
 
 
