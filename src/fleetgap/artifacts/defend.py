@@ -123,11 +123,18 @@ def parse_manifest_zip(data: bytes, origin: str) -> DefendManifest:
             if manifest_json is None:
                 raise DefendError(f"{origin}: no {MANIFEST_MEMBER} in the zip")
             signature = _member(archive, SIGNATURE_MEMBER, MAX_SIGNATURE, origin)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        ValueError,
+        RuntimeError,  # an encrypted member: "password required for extraction"
+    ) as exc:
         raise DefendError(f"{origin}: not a readable zip: {exc}") from None
     try:
         raw = json.loads(manifest_json)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an integer of 4301+ digits
         raise DefendError(f"{origin}: {MANIFEST_MEMBER} is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise DefendError(f"{origin}: {MANIFEST_MEMBER} is not a JSON object")
