@@ -40,3 +40,23 @@ HUGE_NUMBER = (
 def test_hostile_manifest_zip_is_one_defend_error(body, expected):
     with pytest.raises(defend.DefendError, match=expected):
         defend.parse_manifest_zip(body, "Defend manifest for Endpoint 9.1.0")
+
+
+def test_a_key_twice_in_manifest_json_is_refused():
+    entry = (
+        b'{"relative_url": "/downloads/endpoint/artifacts/a", "compression_algorithm": "none", '
+        b'"encoded_size": 1, "decoded_size": 1, "encoded_sha256": "' + b"a" * 64 + b'", '
+        b'"decoded_sha256": "' + b"a" * 64 + b'"}'
+    )
+    document = b'{"manifest_version": "1", "artifacts": {"a": ' + entry + b', "a": ' + entry + b"}}"
+    with pytest.raises(defend.DefendError, match="appears twice"):
+        defend.parse_manifest_zip(_zip(document), "Defend manifest for Endpoint 9.1.0")
+
+
+def test_manifest_json_twice_in_the_zip_is_refused():
+    out = io.BytesIO()
+    with pytest.warns(UserWarning), zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("manifest.json", b'{"manifest_version": "1", "artifacts": {}}')
+        archive.writestr("manifest.json", b'{"manifest_version": "2", "artifacts": {}}')
+    with pytest.raises(defend.DefendError, match="more than once"):
+        defend.parse_manifest_zip(out.getvalue(), "Defend manifest for Endpoint 9.1.0")
