@@ -385,3 +385,30 @@ def test_load_never_leaves_a_held_manifest_of_another_version_incomplete(
     assert run.returncode != 0, "8.19.4's manifest now lists content that is no longer served"
     assert "artifacts-8.19.4.zip" in run.stderr
     assert shared.read_bytes() == before
+
+
+def test_a_relative_url_never_replaces_a_file_the_cache_holds_for_something_else(tmp_path):
+    """A manifest naming the path of an agent binary the cache holds (verified by its .asc)
+    must not overwrite it there: no bundle, and the cached binary unchanged."""
+    from defend_upstream import entry_for, manifest_zip
+
+    binary = "downloads/beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz"
+    upstream = tmp_path / "upstream"
+    entry, encoded = entry_for("evil", b"not the agent" * 100)
+    entry["relative_url"] = "/" + binary
+    (upstream / binary).parent.mkdir(parents=True)
+    (upstream / binary).write_bytes(encoded)
+    write_manifest(upstream, "9.1.0", manifest_zip("1.0.1", {"evil": entry}))
+    cached = tmp_path / "cache" / binary
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"the genuine agent binary")
+    with fleetgap_serve("--data", str(upstream), env=run_env(), cwd=tmp_path,
+                        log_dir=tmp_path) as s:  # fmt: skip
+        (tmp_path / "s.yaml").write_text(
+            f"protection_artifacts:\n  versions: [9.1.0]\n  source: {s.url}\n"
+        )
+        run = fleetgap("bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "cache",
+                       cwd=tmp_path)  # fmt: skip
+    assert run.returncode != 0 and "no Defend manifest put there" in run.stderr, run.stderr
+    assert cached.read_bytes() == b"the genuine agent binary"
+    assert not (tmp_path / "b.tar").exists()
