@@ -354,3 +354,61 @@ def test_unsigned_bundle_cannot_bring_defend_files(upstream, tmp_path):
     assert run.returncode == 1
     assert "Elastic Defend's files cross only in a signed bundle" in run.stderr
     assert not (closed / "downloads").exists() or not any((closed / "downloads").rglob("*.zip"))
+
+
+def test_load_never_leaves_a_held_manifest_of_another_version_incomplete(
+    upstream, tmp_path, signer
+):
+    """A later bundle for 9.1.0 only, whose manifest gives a shared artifact new content at
+    the same relative_url: replacing it would break 8.19.4's manifest, still served."""
+    data, url = upstream
+    _, secret, public = signer
+    write_selection(tmp_path / "s.yaml", url)
+    run = fleetgap("bundle", "create", "s.yaml", "--out", "full.tar", "--cache", "cache",
+                   "--sign-key", str(secret), cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    load = ("bundle", "load", "--data", str(closed), "--trust-key", str(public))
+    assert fleetgap(*load[:2], "full.tar", *load[2:], cwd=tmp_path).returncode == 0
+    changed = {**SHARED, "diagnostic-configuration-v1": b"new diagnostics" * 99}
+    publish(data, "9.1.0", "1.0.101", {**changed, **ONLY_91})
+    (tmp_path / "only91.yaml").write_text(
+        f"protection_artifacts:\n  versions: [9.1.0]\n  source: {url}\n"
+    )
+    run = fleetgap("bundle", "create", "only91.yaml", "--out", "b2.tar", "--cache", "cache",
+                   "--sign-key", str(secret), cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    shared = closed / artifact_url("diagnostic-configuration-v1").lstrip("/")
+    before = shared.read_bytes()
+    run = fleetgap(*load[:2], "b2.tar", *load[2:], cwd=tmp_path)
+    assert run.returncode != 0, "8.19.4's manifest now lists content that is no longer served"
+    assert "artifacts-8.19.4.zip" in run.stderr
+    assert shared.read_bytes() == before
+
+
+def test_a_relative_url_never_replaces_a_file_the_cache_holds_for_something_else(tmp_path):
+    """A manifest naming the path of an agent binary the cache holds (verified by its .asc)
+    must not overwrite it there: no bundle, and the cached binary unchanged."""
+    from defend_upstream import entry_for, manifest_zip
+
+    binary = "downloads/beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz"
+    upstream = tmp_path / "upstream"
+    entry, encoded = entry_for("evil", b"not the agent" * 100)
+    entry["relative_url"] = "/" + binary
+    (upstream / binary).parent.mkdir(parents=True)
+    (upstream / binary).write_bytes(encoded)
+    write_manifest(upstream, "9.1.0", manifest_zip("1.0.1", {"evil": entry}))
+    cached = tmp_path / "cache" / binary
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"the genuine agent binary")
+    with fleetgap_serve("--data", str(upstream), env=run_env(), cwd=tmp_path,
+                        log_dir=tmp_path) as s:  # fmt: skip
+        (tmp_path / "s.yaml").write_text(
+            f"protection_artifacts:\n  versions: [9.1.0]\n  source: {s.url}\n"
+        )
+        run = fleetgap("bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "cache",
+                       cwd=tmp_path)  # fmt: skip
+    assert run.returncode != 0 and "no Defend manifest put there" in run.stderr, run.stderr
+    assert cached.read_bytes() == b"the genuine agent binary"
+    assert not (tmp_path / "b.tar").exists()

@@ -123,11 +123,18 @@ def parse_manifest_zip(data: bytes, origin: str) -> DefendManifest:
             if manifest_json is None:
                 raise DefendError(f"{origin}: no {MANIFEST_MEMBER} in the zip")
             signature = _member(archive, SIGNATURE_MEMBER, MAX_SIGNATURE, origin)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        ValueError,
+        RuntimeError,  # an encrypted member: "password required for extraction"
+    ) as exc:
         raise DefendError(f"{origin}: not a readable zip: {exc}") from None
     try:
-        raw = json.loads(manifest_json)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raw = json.loads(manifest_json, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an integer of 4301+ digits
         raise DefendError(f"{origin}: {MANIFEST_MEMBER} is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise DefendError(f"{origin}: {MANIFEST_MEMBER} is not a JSON object")
@@ -268,6 +275,9 @@ class ArtifactCheck:
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int, origin: str) -> bytes | None:
+    if sum(1 for info in archive.infolist() if info.filename == name) > 1:
+        # zipfile reads the last one, another reader may take the first: one meaning only
+        raise DefendError(f"{origin}: the zip holds {name} more than once")
     try:
         info = archive.getinfo(name)
     except KeyError:
@@ -279,6 +289,17 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int, origin: str) -> byt
     if len(data) > limit:
         raise DefendError(f"{origin}: {name} is more than {limit} bytes")
     return data
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """json.loads keeps the last of two equal keys, another parser may keep the first: what
+    fleetgap checks and what Endpoint reads must be the same entry."""
+    document: dict[str, object] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"key {_shown(key)} appears twice in one object")
+        document[key] = value
+    return document
 
 
 def _entry(name: object, fields: object, origin: str) -> DefendEntry:

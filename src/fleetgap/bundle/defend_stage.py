@@ -123,12 +123,17 @@ def _stage_artifact(
 ) -> None:
     target = cache.root / entry.data_path
     origin = f"protection artifact {entry.name} ({entry.relative_url})"
-    if target.is_file():
+    if target.is_file() or target.is_symlink():
         try:
             defend.check_artifact_file(target, entry, origin)
             return  # already in the cache, as the manifest says
         except defend.DefendError:
-            pass  # an older or damaged copy: fetched again
+            if entry.data_path not in _cached_defend_paths(cache):
+                raise defend.DefendError(
+                    f"{origin}: the cache holds another file there (an agent binary, a "
+                    "sidecar...) that no Defend manifest put there; refused, never replaced"
+                ) from None
+            # else an older or damaged copy of a Defend artifact: fetched again
     part = cache.incoming / "defend" / f"{entry.encoded_sha256}.part"
     bar = _Capped(progress(entry.name) if progress else None, entry.encoded_size, origin)
     try:
@@ -139,6 +144,19 @@ def _stage_artifact(
         raise
     place_file(part, target)
     discard_part(part)
+
+
+def _cached_defend_paths(cache: DataDir) -> set[str]:
+    """Data paths the Defend manifests in the cache list: a manifest is written to the cache
+    only once every artifact it lists is there, so these are files Defend staging placed."""
+    folder = cache.root / defend.MANIFEST_FOLDER
+    paths: set[str] = set()
+    for path in sorted(folder.glob("artifacts-*.zip")) if folder.is_dir() else ():
+        try:
+            paths.update(defend.read_manifest_zip(path).by_path())
+        except defend.DefendError:
+            continue
+    return paths
 
 
 class _Capped:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetgap import __version__
+from fleetgap.artifacts import defend
 from fleetgap.bundle.manifest import FileEntry, member_rank
 from fleetgap.bundle.receipt import loaded_receipts, receipts_dir, sha256_file
 from fleetgap.bundle.verify import Check, Trust, Verified, verify_bundle
@@ -188,7 +189,10 @@ def _load(
         "fleetgap_version": __version__,
         "delta": manifest.delta,
         "signer": verified.signer,
-        "files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in manifest.files],
+        "files": [
+            {"path": e.path, "sha256": e.sha256, "size": e.size, "verified_by": e.verified_by}
+            for e in manifest.files
+        ],
         "carried_files": len(manifest.carried),  # a delta carries fewer than `files`
         "carried_bytes": manifest.carried_bytes,
         "selection": manifest.selection,  # what was asked for (the status page's matrix)
@@ -303,7 +307,7 @@ def _check_conflicts(data: DataDir, carried, receipts) -> list[str]:
     same path is refused (load never replaces what it did not bring). Elastic Defend's
     manifests (and artifacts at a stable relative_url) change in place upstream: those are
     replaced when what is there now is what an earlier bundle brought."""
-    same, different = [], []
+    same, different, replaced = [], [], []
     for entry in carried:
         path = data.root / entry.path
         if path.is_symlink() or path.is_dir():
@@ -316,6 +320,15 @@ def _check_conflicts(data: DataDir, carried, receipts) -> list[str]:
                 receipts, entry, present
             ):
                 different.append(entry.path)
+            else:
+                replaced.append(entry)
+    broken = _manifests_left_behind(data, carried, replaced)
+    if broken:
+        raise FleetgapError(
+            f"{'; '.join(broken)}: this bundle does not carry that manifest, so replacing "
+            "the file would leave it listing content no longer served; refused (carry every "
+            "Endpoint version held here in the bundle's protection_artifacts)"
+        )
     if different:
         raise FleetgapError(
             f"{data.root} already holds other content at: "
@@ -328,9 +341,41 @@ def _check_conflicts(data: DataDir, carried, receipts) -> list[str]:
 _UPDATED_IN_PLACE = ("defend-manifest", "defend-manifest-entry")
 
 
+def _manifests_left_behind(data: DataDir, carried, replaced: list[FileEntry]) -> list[str]:
+    """Defend manifests held here that this bundle does not replace and that list, at a path
+    whose file it replaces, other content: Endpoint of that version could no longer apply
+    them."""
+    artifacts = {e.path: e for e in replaced if e.verified_by == "defend-manifest-entry"}
+    if not artifacts:
+        return []
+    carried_paths = {e.path for e in carried}
+    folder = data.root / defend.MANIFEST_FOLDER
+    problems = []
+    for path in sorted(folder.glob("artifacts-*.zip")) if folder.is_dir() else ():
+        relative = path.relative_to(data.root).as_posix()
+        if relative in carried_paths:
+            continue
+        try:
+            held = defend.read_manifest_zip(path, relative).by_path()
+        except FleetgapError:
+            continue  # doctor and the status page report it
+        for artifact_path, entry in sorted(artifacts.items()):
+            listed = held.get(artifact_path)
+            if listed is not None and listed.encoded_sha256 != entry.sha256:
+                problems.append(f"{relative} lists {artifact_path} with other content")
+    return problems
+
+
 def _brought(receipts, entry: FileEntry, sha256: str) -> bool:
+    """An earlier bundle brought exactly this content here *as a Defend file*: a relative_url
+    naming an agent binary, a sidecar or any other file a bundle brought verified some other
+    way never replaces it (a receipt that does not record the kind vouches for nothing)."""
     return any(
-        f["path"] == entry.path and f["sha256"] == sha256 for r in receipts for f in r["files"]
+        f["path"] == entry.path
+        and f["sha256"] == sha256
+        and f.get("verified_by") in _UPDATED_IN_PLACE
+        for r in receipts
+        for f in r["files"]
     )
 
 
