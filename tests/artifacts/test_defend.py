@@ -51,6 +51,14 @@ def test_parses_entries_and_manifest_version():
         "downloads/endpoint/x",
         "/downloads/endpoint/a\\b",
         None,
+        "/downloads/endpoint/manifest",  # the manifests' folder itself
+        "/downloads/endpoint/Manifest/x",  # the same folder on a case-insensitive disk
+        # where agent binaries and their sidecars live (R4: a Defend entry there would be
+        # served as a binary Elastic signed, or block the genuine one)
+        "/downloads/beats/elastic-agent/elastic-agent-9.1.0-linux-x86_64.tar.gz",
+        "/downloads/fleet-server/fleet-server-9.1.0-linux-x86_64.tar.gz",
+        "/downloads/endpoint/artifacts/x.sha512",
+        "/downloads/endpoint/artifacts/x.asc",
     ],
 )
 def test_relative_url_not_a_plain_path_under_downloads_is_refused(url):

@@ -143,7 +143,7 @@ def test_defend_settings_per_os_with_the_ca_as_pem(tmp_path):
 
 
 def test_defend_needs_a_base_url_without_downloads():
-    for args in ([], ["--url", ARTIFACTS]):
+    for args in ([], ["--url", ARTIFACTS], ["--url", REGISTRY + "/?a=b"], ["--url", "registry"]):
         result = CliRunner().invoke(main, ["config", "defend", *args])
         assert result.exit_code == 1
         assert len(result.output.strip().splitlines()) == 1

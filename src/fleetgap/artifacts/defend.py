@@ -14,6 +14,7 @@ refused with one line (`DefendError`) before anything is fetched or written.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetgap.artifacts.catalogue import load_catalogue
 from fleetgap.errors import FleetgapError
 from fleetgap.store import is_temporary_name
 
@@ -108,9 +110,29 @@ def check_relative_url(url: object) -> str:
     for segment in segments[2:]:
         if segment in (".", "..") or not _URL_SEGMENT.match(segment) or is_temporary_name(segment):
             raise DefendError(f"relative_url {_shown(url)} is not a plain path under /downloads/")
-    if "/".join(segments[1:]).startswith(MANIFEST_FOLDER + "/"):
+    inside = "/".join(segments[1:])
+    if inside.lower() == MANIFEST_FOLDER or inside.lower().startswith(MANIFEST_FOLDER + "/"):
         raise DefendError(f"relative_url {_shown(url)} points into the manifests' folder")
+    if inside.lower().endswith((".sha512", ".asc", ".sig")) or _binary_folder(
+        inside.removeprefix("downloads/")
+    ):
+        # where agent binaries and their .sha512/.asc live: a Defend file there would be
+        # served as (or block) a binary Elastic signed
+        raise DefendError(f"relative_url {_shown(url)} points where agent binaries live")
     return url
+
+
+def _binary_folder(path: str) -> bool:
+    lowered = path.lower()
+    return any(
+        lowered == folder or lowered.startswith(folder + "/") for folder in _binary_folders()
+    )
+
+
+@functools.cache
+def _binary_folders() -> frozenset[str]:
+    """The catalogue's product folders under /downloads/ (beats/elastic-agent, fleet-server…)."""
+    return frozenset(p.directory.lower() for p in load_catalogue().products.values())
 
 
 def parse_manifest_zip(data: bytes, origin: str) -> DefendManifest:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -147,6 +148,12 @@ def defend_settings(d: Deployment) -> str:
     to fleetgap for its protection artifacts (docs/defend-artifacts.md): base_url, and the
     CA as PEM text when the server's certificate comes from a private CA."""
     url = _required(d.url, "--url", "defend").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise FleetgapError(
+            f"--url {url}: give the server's base URL, http(s)://host[:port][/path], with no "
+            "query or fragment (Endpoint appends /downloads/… to it)"
+        )
     if url.endswith("/downloads"):
         raise FleetgapError(
             f"--url {url}: give the server's base URL, without /downloads (Endpoint adds "
