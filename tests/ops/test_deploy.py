@@ -124,8 +124,8 @@ def test_image_command_starts_and_its_healthcheck_passes(tmp_path):
     with _running(command, env, workdir, port, tmp_path):
         health = json.loads(one("HEALTHCHECK").split("CMD", 1)[1])
         probe = [sys.executable if health[0] == "python" else health[0], *health[1:]]
-        probe = [arg.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for arg in probe]
-        assert subprocess.run(probe, timeout=30).returncode == 0
+        # the probe finds the port in EPR_ADDRESS, as in the image (R3: it was fixed at 8080)
+        assert subprocess.run(probe, env={**os.environ, **env}, timeout=30).returncode == 0
 
 
 # --- systemd ---------------------------------------------------------------------------------

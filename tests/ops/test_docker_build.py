@@ -39,18 +39,24 @@ def mapper(paths: dict[str, str]):
     return lambda text: pattern.sub(lambda m: paths[m.group(0)], text)
 
 
+def without_mounts(run: str) -> str:
+    """A RUN line's command: its leading `--mount=` options dropped (their targets are mapped
+    to the folders here)."""
+    return re.sub(r"^(--mount=\S+\s+)+", "", run)
+
+
 def run_build(tmp_path: Path, installed: Installed, context: Path, **args: str):
     """Every RUN line in order, under /bin/sh as Docker runs them, with the ARG and ENV
     values; useradd and chown are recorded instead of changing this machine's users."""
-    data, home, src = tmp_path / "image-data", tmp_path / "image-home", tmp_path / "image-src"
-    (src / "src").mkdir(parents=True)
+    data, home = tmp_path / "image-data", tmp_path / "image-home"
     mapped = mapper({
-        "/tmp/bundles": str(context),
+        "/tmp/bundles": str(context),  # --mount=type=bind,source=deploy/bundles
+        "/tmp/source": str(Path(__file__).resolve().parents[2]),  # --mount=…,source=.
+        "/tmp/kit": str(tmp_path / "image-kit"),
         "/opt/fleetgap": str(installed.prefix),
         "/usr/local/bin": str(installed.bin_dir),
         "/packages/package-registry": str(data),
         "/package-registry": str(home),
-        "/src": str(src),
     })  # fmt: skip
     shims = tmp_path / "shims"
     shims.mkdir()
@@ -64,7 +70,9 @@ def run_build(tmp_path: Path, installed: Installed, context: Path, **args: str):
     env |= {**build_args(), **args}
     env["PATH"] = os.pathsep.join([str(shims), str(installed.bin_dir), os.environ["PATH"]])
     script = "set -e\n" + "".join(
-        f"sh -c {shlex.quote(mapped(rest))}\n" for word, rest in dockerfile() if word == "RUN"
+        f"sh -c {shlex.quote(mapped(without_mounts(rest)))}\n"
+        for word, rest in dockerfile()
+        if word == "RUN"
     )
     done = offline(["sh", "-c", script], env=env, cwd=tmp_path)
     return done, data, calls
@@ -114,7 +122,7 @@ def test_build_installs_from_the_kit_and_loads_a_signed_bundle_offline(
     assert re.search(r"^loaded bundle [0-9a-f]{32} \(sequence \d+\)", done.stdout, re.M)
     key = (data / "keys" / "GPG-KEY-elastic-agent").read_text()
     assert key == kit.signer.public_key.armored
-    assert not context.exists()  # the build context's copy is gone from the image
+    assert not (tmp_path / "image-kit").exists()  # the unpacked kit is gone from the image
     assert calls.read_text().splitlines()[-1] == f"chown -R fleetgap:fleetgap {data}"
 
 
@@ -130,6 +138,17 @@ def test_build_with_a_bundle_but_no_trust_key_stops_with_one_line(
         "error: --build-arg BUNDLE needs --build-arg TRUST_KEY="
     )
     assert not (data / "keys" / "GPG-KEY-elastic-agent").exists()
+
+
+def test_build_inputs_are_mounted_never_copied_into_a_layer():
+    """A COPY of deploy/bundles/ stays in its layer whatever a later RUN deletes: the bundle
+    twice in `docker save`, and whatever else was left there (a secret key) in the image."""
+    copied = [rest for word, rest in dockerfile() if word in ("COPY", "ADD")]
+    assert copied == []
+    runs = [rest for word, rest in dockerfile() if word == "RUN" and "/tmp/bundles" in rest]
+    assert runs and all(
+        "--mount=type=bind,source=deploy/bundles,target=/tmp/bundles" in r for r in runs
+    )
 
 
 def test_healthcheck_passes_when_the_image_serves_tls(tmp_path: Path):
@@ -148,7 +167,7 @@ def test_healthcheck_passes_when_the_image_serves_tls(tmp_path: Path):
     command = [sys.executable, "-m", "fleetgap", *command[1:-1], str(data)]
     health = json.loads(one("HEALTHCHECK").split("CMD", 1)[1])
     probe = [sys.executable if health[0] == "python" else health[0], *health[1:]]
-    probe = [arg.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for arg in probe]
+    # the probe finds the port in EPR_ADDRESS, as the image sets it
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=out)
