@@ -146,7 +146,7 @@ def test_the_plans_bundle_commands_sign_and_trust_the_bundles():
     closed = [p for p in parts if "fleetgap bundle verify" in p or "fleetgap bundle load" in p]
     assert len(creates) == 2 and len(closed) == 4
     assert all("--sign-key bundle-signer.key" in p for p in creates)
-    assert all("--trust-key bundle-signer.asc" in p for p in closed)
+    assert all("--trust-key bundle-signer.key.pub" in p for p in closed)
 
 
 def test_a_pre_release_upgrades_to_its_release():

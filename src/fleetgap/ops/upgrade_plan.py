@@ -85,7 +85,7 @@ def _steps(a: str, b: str, o: DoctorOptions) -> list[Step]:
     defend_base = o.defend or artifacts.rstrip("/").removesuffix("/downloads")
     bundle = "fleetgap bundle"
     # the closed side loads only bundles signed by a key it trusts (README: Trust)
-    sign, trust = "--sign-key bundle-signer.key", "--trust-key bundle-signer.asc"
+    sign, trust = "--sign-key bundle-signer.key", "--trust-key bundle-signer.key.pub"
     return [
         Step(
             1,
