@@ -28,10 +28,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from fleetgap.registry.mimetypes import SNIFF_LENGTH, sniff
 from fleetgap.registry.mimetypes import content_type as type_for_name
@@ -50,6 +51,12 @@ __all__ = [
 HeaderItems = Iterable[tuple[str, str]] | Mapping[str, str]
 
 CHUNK_SIZE = 256 * 1024
+# Bodies read as they are sent (zip members, ranges), per worker process: at most this many
+# at once, a new one waits this long for a slot, and a client that takes nothing for
+# SEND_DEADLINE seconds is hung up on (R2: 300 clients that never read held 430 MB).
+MAX_STREAMS = 64
+STREAM_SLOT_WAIT = 10.0
+SEND_DEADLINE = 60.0
 MAX_RANGES = 16  # an agent resumes with one range; a browser or curl asks for a few
 
 
@@ -553,9 +560,58 @@ def _streaming(
     content: Content,
     pieces: list[bytes | tuple[int, int]],
 ) -> Response:
-    response = StreamingResponse(_read_pieces(content, pieces), status_code=status)
+    response = _BoundedStream(_read_pieces(content, pieces), status_code=status)
     response.raw_headers = raw_headers
     return response
+
+
+class _BoundedStream(StreamingResponse):
+    """A body read as it is sent (a zip member, ranges of a file), within two bounds per
+    worker: at most MAX_STREAMS at once (another waits STREAM_SLOT_WAIT for a slot, then
+    gets 503), and a client that takes no part of it for SEND_DEADLINE is hung up on. Each
+    stream holds a decompressor and buffers; a client that never reads held them forever."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = _stream_slots()
+        try:
+            with anyio.fail_after(STREAM_SLOT_WAIT):
+                await limiter.acquire()
+        except TimeoutError:
+            busy = PlainTextResponse("too many downloads in progress, retry later\n", 503)
+            busy.headers["retry-after"] = "5"
+            await busy(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, _with_deadline(send))
+        except _Stalled:
+            pass  # the server closes the connection: the response is short of its length
+        finally:
+            limiter.release()
+
+
+class _Stalled(Exception):
+    pass
+
+
+def _with_deadline(send: Send) -> Send:
+    async def send_within_deadline(message: Message) -> None:
+        try:
+            with anyio.fail_after(SEND_DEADLINE):
+                await send(message)
+        except TimeoutError:
+            raise _Stalled from None
+
+    return send_within_deadline
+
+
+_STREAM_SLOTS: anyio.CapacityLimiter | None = None
+
+
+def _stream_slots() -> anyio.CapacityLimiter:
+    global _STREAM_SLOTS
+    if _STREAM_SLOTS is None:  # made in the worker's event loop, on first use
+        _STREAM_SLOTS = anyio.CapacityLimiter(MAX_STREAMS)
+    return _STREAM_SLOTS
 
 
 class PathResponse(Response):
