@@ -44,11 +44,12 @@ from fleetgap.pgp.packet_stream import (
     TAG_SECRET_KEY,
     TAG_SECRET_SUBKEY,
     TAG_SIGNATURE,
+    TAG_USER_ATTRIBUTE,
     TAG_USER_ID,
     RawPacket,
     read_packets,
 )
-from fleetgap.pgp.packets import PacketError, key_id_of, parse_key
+from fleetgap.pgp.packets import PacketError, key_id_of, parse_key, parse_signature_end
 
 _NOT_A_KEY = "openpgp: invalid data: first packet was not a public/private key"
 ELASTIC_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
@@ -72,6 +73,8 @@ class PublicKey:
     # Self-signatures made with SHA-1/MD5: pysequoia's policy rejects the key, Go does not.
     weak_self_signatures: bool = False
     primary_keys: int = 1  # primary key packets in the block (a certificate each)
+    # why Go could read packets this parser does not see (bytes left in a packet), or None
+    hidden_packets: str | None = None
 
     @property
     def certs(self) -> tuple[pysequoia.Cert, ...]:
@@ -139,6 +142,12 @@ def served_key_problem(data: bytes) -> str | None:
 
 
 def _not_one_certificate(key: PublicKey, data: bytes | str) -> str | None:
+    if key.hidden_packets:
+        return (
+            f"{key.hidden_packets}: Go reads what a packet leaves unread as further packets "
+            "(it may be another certificate); a trusted key file must hold exactly one "
+            f"certificate (the first is {key.fingerprint})"
+        )
     blocks = count_armored_blocks(data)
     certificates = max(key.primary_keys, 1 + len(key.others))
     if certificates == 1 and blocks <= 1:
@@ -179,7 +188,45 @@ def read_key_ring(data: bytes | str) -> PublicKey:
         raise KeyFileError("read armored key ring: no keys in the armored block")
     primaries = sum(p.tag in (TAG_PUBLIC_KEY, TAG_SECRET_KEY) for p in packets)
     components, user_ids, weak = _inspect(packets)
-    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak, primaries)
+    hidden = _hidden_packets(packets)
+    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak, primaries, hidden)
+
+
+# packets that belong in a certificate; Go parses the others it knows without reading their
+# whole body (a compressed packet not at all), and reads the rest as more packets
+_CERT_TAGS = frozenset({*_KEY_TAGS, TAG_SIGNATURE, TAG_USER_ID, TAG_USER_ATTRIBUTE})
+
+
+def _hidden_packets(packets: list[RawPacket]) -> str | None:
+    """Why Go's packet reader would go on reading inside a packet of this block, or None.
+
+    Go's signature and public-key parsers stop after their last MPI and leave the rest of
+    the packet in the stream, where the next read takes it as packets; so bytes after a
+    packet's fields can hide a certificate that neither this reader nor Sequoia sees.
+    """
+    for packet in packets:
+        tag, body = packet.tag, packet.body
+        if tag not in _CERT_TAGS:
+            return f"a packet of type {tag} in a key block"
+        if tag in (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY):
+            if body[:1] != b"\x04":
+                return f"a version {body[:1].hex() or '?'} key packet"
+            try:
+                end = len(parse_key(body).body)
+            except PacketError:
+                continue  # Go refuses it too, and skips the whole packet
+        elif tag == TAG_SIGNATURE:
+            if body[:1] != b"\x04":
+                return f"a version {body[:1].hex() or '?'} signature packet"
+            try:
+                end = parse_signature_end(body)
+            except PacketError:
+                continue
+        else:
+            continue
+        if end != len(body):
+            return f"{len(body) - end} bytes after the fields of a packet of type {tag}"
+    return None
 
 
 def read_public_key(path: Path) -> PublicKey:
