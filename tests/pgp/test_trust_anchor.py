@@ -347,3 +347,46 @@ def test_an_unsigned_bundle_carrying_a_hidden_certificate_publishes_nothing(
         fleet = client.get(running.base + PATH)
     assert agent_key.status_code == 500 and hidden_in_one not in agent_key.content
     assert fleet.status_code == 500 and hidden_in_one not in fleet.content
+
+
+def _unreadable_ring(form: str, elastic: bytes, other: bytes) -> bytes:
+    """Elastic's certificate and the test's key in a block fleetgap cannot read, while Go
+    reads the test's key from it."""
+    if form == "a byte that starts no packet":  # Go drops Elastic's, skips the byte, reads on
+        return craft.armor_public(elastic + b"\x00" + other).encode()
+    if form == "a compressed packet":  # Go parses its header only, then reads its body on
+        return craft.armor_public(elastic + craft.packet(8, b"\x01" + other)).encode()
+    text = base64.b64encode(elastic + other).decode()  # Go needs no END line, nor a checksum
+    lines = "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+    return f"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n{lines}\n".encode()
+
+
+@pytest.mark.parametrize("form", ["a byte that starts no packet", "a compressed packet", "no END"])
+def test_a_key_block_fleetgap_cannot_read_is_not_served(
+    form: str,
+    goverify: Path,
+    tmp_path: Path,
+    tls: TLS,
+    other_key: SecretKey,
+    elastic_key_file: Path,
+) -> None:
+    elastic = _binary(elastic_key_file.read_bytes())
+    ring = _unreadable_ring(form, elastic, _binary(other_key.public_key.armored))
+    data = tmp_path / "agent.tar.gz"
+    data.write_bytes(os.urandom(10_000))
+    signature = sign_file(data, other_key)
+    (tmp_path / "ring.asc").write_bytes(ring)
+    went = subprocess.run(
+        [goverify, data, signature, tmp_path / "ring.asc"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert went.returncode == 0 and other_key.fingerprint in went.stdout  # the hazard
+    keys = DataDir(tmp_path / "data").ensure().keys
+    (keys / "GPG-KEY-elastic-agent").write_bytes(ring)
+    app = Starlette(routes=key_routes(keys.parent))
+    verify = ssl.create_default_context(cafile=str(tls.ca_pem))
+    with run_app(app, tls) as running, httpx.Client(verify=verify) as client:
+        agent_key = client.get(f"{running.base}/GPG-KEY-elastic-agent")
+        fleet = client.get(running.base + PATH)  # no default.pgp: the agent key is used
+    assert agent_key.status_code == 500 and ring not in agent_key.content
+    assert fleet.status_code == 500 and ring not in fleet.content

@@ -132,13 +132,24 @@ def parse_public_key(data: bytes | str) -> PublicKey:
 
 def served_key_problem(data: bytes) -> str | None:
     """Why a key file must not be served to agents (it reads as more than one certificate),
-    else None. Bytes that are no key at all are served as they are, as Fleet Server does:
-    no agent can trust them."""
+    else None. Bytes with no key block at all are served as they are, as Fleet Server does:
+    no agent can trust them. A key block this reader cannot read is refused: Go reads on
+    where it stops (it skips a byte that starts no packet, a block needs no END line), and
+    may find certificates in it."""
     try:
         key = read_key_ring(data)
-    except KeyFileError:
+    except KeyFileError as exc:
+        if _has_key_block(data):
+            return f"a key block that does not read as one certificate ({exc})"
         return None
     return _not_one_certificate(key, data)
+
+
+def _has_key_block(data: bytes | str) -> bool:
+    """Whether any BEGIN line, as Go finds them, opens a public or private key block."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    kinds = (f"-----BEGIN {PUBLIC_KEY_BLOCK}", f"-----BEGIN {PRIVATE_KEY_BLOCK}")
+    return any(line.strip().startswith(kinds) for line in text.splitlines())
 
 
 def _not_one_certificate(key: PublicKey, data: bytes | str) -> str | None:
