@@ -154,3 +154,22 @@ def test_a_file_changed_in_the_cache_after_its_first_chunk_stops_the_write(cache
     with pytest.raises(FleetgapError, match="changed in the cache"):
         write_bundle(data, entries, tmp_path / "c.tar", selection={})
     assert not list(tmp_path.glob("*c.tar*"))
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ("packages/nginx-1.2.0.zip", "packages/nginx-1.2.0.ZIP"),  # .ZIP needs no .sig
+        ("keys/GPG-KEY-elastic-agent", "keys/gpg-key-elastic-agent"),
+        ("packages/nginx/1.2.0/manifest.yml", "packages/NGINX"),
+    ],
+)
+def test_paths_that_are_one_file_where_case_is_ignored_are_refused(paths) -> None:
+    """On a file system that ignores case (macOS, FAT/exFAT, ext4 casefold folders) two such
+    entries are one file: the second, checked under its own rule, would replace the first."""
+    from fleetgap.bundle.manifest import Manifest
+
+    files = tuple(FileEntry(p, 1, "0" * 64, "none", None) for p in paths)
+    manifest = Manifest("0" * 32, "2026-01-01T00:00:00Z", 1, "0", {}, files)
+    with pytest.raises(ManifestError, match="twice|both as a file and as a folder"):
+        encode_manifest(manifest)
