@@ -390,3 +390,54 @@ def test_a_key_block_fleetgap_cannot_read_is_not_served(
         fleet = client.get(running.base + PATH)  # no default.pgp: the agent key is used
     assert agent_key.status_code == 500 and ring not in agent_key.content
     assert fleet.status_code == 500 and ring not in fleet.content
+
+
+@pytest.fixture(scope="module")
+def two_readings(elastic_key_file: Path, other_key: SecretKey) -> bytes:
+    """One armored block read two ways: Sequoia's armor reader takes every line (Elastic's
+    certificate, whose last packet, a user ID, swallows the rest); fleetgap's took only the
+    lines after the first blank one as data (the key made in the test)."""
+    elastic = read_packets(_binary(elastic_key_file.read_bytes()))
+    other = _binary(other_key.public_key.armored)
+    head = b"".join(_length_forms(p.tag, len(p.body))[0] + p.body for p in elastic[:-1])
+    last = elastic[-1]
+    for one, two in itertools.product(
+        _length_forms(last.tag, len(last.body)), _length_forms(13, len(other))
+    ):
+        before = head + one + last.body + two
+        if len(before) % 3 == 0:  # no base64 padding: the two parts read on as one
+            break
+    lines = [base64.b64encode(before).decode(), "", base64.b64encode(other).decode()]
+    lines = [line[i : i + 64] or "" for line in lines for i in range(0, max(len(line), 1), 64)]
+    text = "\n".join(
+        ["-----BEGIN PGP PUBLIC KEY BLOCK-----", *lines, "-----END PGP PUBLIC KEY BLOCK-----"]
+    )
+    return (text + "\n").encode()
+
+
+def test_a_block_read_two_ways_is_refused(two_readings: bytes, other_key: SecretKey) -> None:
+    with pytest.raises(KeyFileError, match="not a header"):
+        parse_public_key(two_readings)
+
+
+def test_an_unsigned_bundle_with_a_block_read_two_ways_publishes_nothing(
+    tmp_path: Path, other_key: SecretKey, two_readings: bytes
+) -> None:
+    """On main the key read as Elastic's pinned certificate while its packets were the test
+    key's: a binary and a package signed by the test key were published 'verified by'
+    Elastic's fingerprint."""
+    cache = DataDir(tmp_path / "cache").ensure()
+    _signed_files(cache, other_key)
+    (cache.keys / "GPG-KEY-lab").write_bytes(two_readings)
+    carried = [
+        replace(e, key_fingerprint=ELASTIC_FINGERPRINT) if e.path.startswith("keys/") else e
+        for e in entries(cache, other_key)
+    ]
+    out = tmp_path / "hostile.bundle"
+    write_bundle(cache, carried, out, selection={}, sequence=1)
+    target = tmp_path / "closed"
+    (target / "keys").mkdir(parents=True)
+    before = listing(target)
+    loaded = run("bundle", "load", out, "--data", target, "--allow-unsigned")
+    assert "not a header" in _one_error_line(loaded)
+    assert listing(target) == before

@@ -181,9 +181,11 @@ def read_key_ring(data: bytes | str) -> PublicKey:
         raise KeyFileError(
             f"read armored key ring: expected public or private key block, got: {block.kind}"
         )
-    raw = block.text.encode()
     try:
-        packets = read_packets(dearmor(block))
+        # Sequoia reads the very bytes the packets below are read from: its own armor
+        # reader takes lines this one (and Go) leave out, and the two disagreed on the key
+        raw = dearmor(block)
+        packets = read_packets(raw)
     except (ArmorError, PacketError) as exc:
         raise KeyFileError(f"read armored key ring: {exc}") from None
     if not packets or packets[0].tag not in (TAG_PUBLIC_KEY, TAG_SECRET_KEY):
