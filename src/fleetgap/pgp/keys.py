@@ -9,6 +9,7 @@ NIST curves; EdDSA/Ed25519 (pysequoia's default) is rejected by the agent
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from collections.abc import Iterable
@@ -146,10 +147,31 @@ def served_key_problem(data: bytes) -> str | None:
 
 
 def _has_key_block(data: bytes | str) -> bool:
-    """Whether any BEGIN line, as Go finds them, opens a public or private key block."""
+    """Whether a public or private key block of `data` starts with a key packet, read as
+    leniently as Go reads it (no END line or checksum needed, any line may be the BEGIN)."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = [line.strip() for line in text.splitlines()]
     kinds = (f"-----BEGIN {PUBLIC_KEY_BLOCK}", f"-----BEGIN {PRIVATE_KEY_BLOCK}")
-    return any(line.strip().startswith(kinds) for line in text.splitlines())
+    for start, line in enumerate(lines):
+        if not line.startswith(kinds):
+            continue
+        rest = lines[start + 1 :]
+        rest = rest[rest.index("") + 1 :] if "" in rest else rest
+        body = []
+        for line in rest:
+            if line.startswith("-----") or (line.startswith("=") and len(line) == 5):
+                break
+            body.append(line)
+        joined = "".join(body)
+        try:
+            first = base64.b64decode(joined[:8], validate=True)[:1]
+        except ValueError:
+            continue
+        if first and first[0] & 0x80:
+            tag = first[0] & 0x3F if first[0] & 0x40 else (first[0] >> 2) & 0x0F
+            if tag in (TAG_PUBLIC_KEY, TAG_SECRET_KEY):
+                return True
+    return False
 
 
 def _not_one_certificate(key: PublicKey, data: bytes | str) -> str | None:
