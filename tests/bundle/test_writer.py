@@ -180,3 +180,22 @@ def test_an_unsigned_bundle_that_carries_no_file_reads_to_its_end(cache, tmp_pat
         assert reader.signature is None
         assert list(reader.members()) == []
         reader.finish()
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ("packages/nginx-1.2.0.zip", "packages/nginx-1.2.0.ZIP"),  # .ZIP needs no .sig
+        ("keys/GPG-KEY-elastic-agent", "keys/gpg-key-elastic-agent"),
+        ("packages/nginx/1.2.0/manifest.yml", "packages/NGINX"),
+    ],
+)
+def test_paths_that_are_one_file_where_case_is_ignored_are_refused(paths) -> None:
+    """On a file system that ignores case (macOS, FAT/exFAT, ext4 casefold folders) two such
+    entries are one file: the second, checked under its own rule, would replace the first."""
+    from fleetgap.bundle.manifest import Manifest
+
+    files = tuple(FileEntry(p, 1, "0" * 64, "none", None) for p in paths)
+    manifest = Manifest("0" * 32, "2026-01-01T00:00:00Z", 1, "0", {}, files)
+    with pytest.raises(ManifestError, match="twice|both as a file and as a folder"):
+        encode_manifest(manifest)

@@ -172,6 +172,8 @@ def validate(manifest: Manifest) -> None:
         if entry.path in seen:
             raise ManifestError(f"manifest lists {entry.path} twice")
         seen.add(entry.path)
+        if entry.path.casefold() in folded:  # one file where names ignore case (macOS, FAT)
+            raise ManifestError(f"manifest lists {entry.path} twice, with different case")
         folded.add(entry.path.casefold())
         if entry.size < 0:
             raise ManifestError(f"manifest size of {entry.path} is negative")
@@ -194,7 +196,7 @@ def validate(manifest: Manifest) -> None:
     # A file and a folder of the same name cannot both be placed.
     for path in seen:
         for parent in PurePosixPath(path).parents:
-            if str(parent) in seen:
+            if str(parent).casefold() in folded:
                 raise ManifestError(f"manifest lists {parent} both as a file and as a folder")
 
 

@@ -62,7 +62,11 @@ def dearmor(block: ArmoredBlock) -> bytes:
     """The block's binary content: headers skipped, base64 decoded, CRC-24 checked."""
     lines = [line.strip() for line in block.text.splitlines()[1:-1]]
     if "" in lines:  # armor headers ("Version: …") end at the first blank line
-        lines = lines[lines.index("") + 1 :]
+        headers, lines = lines[: lines.index("")], lines[lines.index("") + 1 :]
+        if any(": " not in header for header in headers):
+            # Go gives up such a block (and goes on to the next BEGIN line); Sequoia reads
+            # these lines as data: no reader may see other bytes than the rest
+            raise ArmorError("armor: a line before the blank line is not a header")
     checksum = next((line for line in lines if line.startswith("=") and len(line) == 5), None)
     body = "".join(line for line in lines if line and not line.startswith("="))
     try:

@@ -9,6 +9,7 @@ NIST curves; EdDSA/Ed25519 (pysequoia's default) is rejected by the agent
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from collections.abc import Iterable
@@ -44,11 +45,12 @@ from fleetgap.pgp.packet_stream import (
     TAG_SECRET_KEY,
     TAG_SECRET_SUBKEY,
     TAG_SIGNATURE,
+    TAG_USER_ATTRIBUTE,
     TAG_USER_ID,
     RawPacket,
     read_packets,
 )
-from fleetgap.pgp.packets import PacketError, key_id_of, parse_key
+from fleetgap.pgp.packets import PacketError, key_id_of, parse_key, parse_signature_end
 from fleetgap.pgp.protect import protect_secret_key
 
 _NOT_A_KEY = "openpgp: invalid data: first packet was not a public/private key"
@@ -74,6 +76,8 @@ class PublicKey:
     # Self-signatures made with SHA-1/MD5: pysequoia's policy rejects the key, Go does not.
     weak_self_signatures: bool = False
     primary_keys: int = 1  # primary key packets in the block (a certificate each)
+    # why Go could read packets this parser does not see (bytes left in a packet), or None
+    hidden_packets: str | None = None
 
     @property
     def certs(self) -> tuple[pysequoia.Cert, ...]:
@@ -131,16 +135,54 @@ def parse_public_key(data: bytes | str) -> PublicKey:
 
 def served_key_problem(data: bytes) -> str | None:
     """Why a key file must not be served to agents (it reads as more than one certificate),
-    else None. Bytes that are no key at all are served as they are, as Fleet Server does:
-    no agent can trust them."""
+    else None. Bytes with no key block at all are served as they are, as Fleet Server does:
+    no agent can trust them. A key block this reader cannot read is refused: Go reads on
+    where it stops (it skips a byte that starts no packet, a block needs no END line), and
+    may find certificates in it."""
     try:
         key = read_key_ring(data)
-    except KeyFileError:
+    except KeyFileError as exc:
+        if _has_key_block(data):
+            return f"a key block that does not read as one certificate ({exc})"
         return None
     return _not_one_certificate(key, data)
 
 
+def _has_key_block(data: bytes | str) -> bool:
+    """Whether a public or private key block of `data` starts with a key packet, read as
+    leniently as Go reads it (no END line or checksum needed, any line may be the BEGIN)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = [line.strip() for line in text.splitlines()]
+    kinds = (f"-----BEGIN {PUBLIC_KEY_BLOCK}", f"-----BEGIN {PRIVATE_KEY_BLOCK}")
+    for start, line in enumerate(lines):
+        if not line.startswith(kinds):
+            continue
+        rest = lines[start + 1 :]
+        rest = rest[rest.index("") + 1 :] if "" in rest else rest
+        body = []
+        for line in rest:
+            if line.startswith("-----") or (line.startswith("=") and len(line) == 5):
+                break
+            body.append(line)
+        joined = "".join(body)
+        try:
+            first = base64.b64decode(joined[:8], validate=True)[:1]
+        except ValueError:
+            continue
+        if first and first[0] & 0x80:
+            tag = first[0] & 0x3F if first[0] & 0x40 else (first[0] >> 2) & 0x0F
+            if tag in (TAG_PUBLIC_KEY, TAG_SECRET_KEY):
+                return True
+    return False
+
+
 def _not_one_certificate(key: PublicKey, data: bytes | str) -> str | None:
+    if key.hidden_packets:
+        return (
+            f"{key.hidden_packets}: Go reads what a packet leaves unread as further packets "
+            "(it may be another certificate); a trusted key file must hold exactly one "
+            f"certificate (the first is {key.fingerprint})"
+        )
     blocks = count_armored_blocks(data)
     certificates = max(key.primary_keys, 1 + len(key.others))
     if certificates == 1 and blocks <= 1:
@@ -163,9 +205,11 @@ def read_key_ring(data: bytes | str) -> PublicKey:
         raise KeyFileError(
             f"read armored key ring: expected public or private key block, got: {block.kind}"
         )
-    raw = block.text.encode()
     try:
-        packets = read_packets(dearmor(block))
+        # Sequoia reads the very bytes the packets below are read from: its own armor
+        # reader takes lines this one (and Go) leave out, and the two disagreed on the key
+        raw = dearmor(block)
+        packets = read_packets(raw)
     except (ArmorError, PacketError) as exc:
         raise KeyFileError(f"read armored key ring: {exc}") from None
     if not packets or packets[0].tag not in (TAG_PUBLIC_KEY, TAG_SECRET_KEY):
@@ -181,7 +225,45 @@ def read_key_ring(data: bytes | str) -> PublicKey:
         raise KeyFileError("read armored key ring: no keys in the armored block")
     primaries = sum(p.tag in (TAG_PUBLIC_KEY, TAG_SECRET_KEY) for p in packets)
     components, user_ids, weak = _inspect(packets)
-    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak, primaries)
+    hidden = _hidden_packets(packets)
+    return PublicKey(certs[0], tuple(certs[1:]), components, user_ids, weak, primaries, hidden)
+
+
+# packets that belong in a certificate; Go parses the others it knows without reading their
+# whole body (a compressed packet not at all), and reads the rest as more packets
+_CERT_TAGS = frozenset({*_KEY_TAGS, TAG_SIGNATURE, TAG_USER_ID, TAG_USER_ATTRIBUTE})
+
+
+def _hidden_packets(packets: list[RawPacket]) -> str | None:
+    """Why Go's packet reader would go on reading inside a packet of this block, or None.
+
+    Go's signature and public-key parsers stop after their last MPI and leave the rest of
+    the packet in the stream, where the next read takes it as packets; so bytes after a
+    packet's fields can hide a certificate that neither this reader nor Sequoia sees.
+    """
+    for packet in packets:
+        tag, body = packet.tag, packet.body
+        if tag not in _CERT_TAGS:
+            return f"a packet of type {tag} in a key block"
+        if tag in (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY):
+            if body[:1] != b"\x04":
+                return f"a version {body[:1].hex() or '?'} key packet"
+            try:
+                end = len(parse_key(body).body)
+            except PacketError:
+                continue  # Go refuses it too, and skips the whole packet
+        elif tag == TAG_SIGNATURE:
+            if body[:1] != b"\x04":
+                return f"a version {body[:1].hex() or '?'} signature packet"
+            try:
+                end = parse_signature_end(body)
+            except PacketError:
+                continue
+        else:
+            continue
+        if end != len(body):
+            return f"{len(body) - end} bytes after the fields of a packet of type {tag}"
+    return None
 
 
 def read_public_key(path: Path) -> PublicKey:

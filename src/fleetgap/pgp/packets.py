@@ -113,6 +113,14 @@ def parse_signature(body: bytes) -> SignatureFields:
     )
 
 
+def parse_signature_end(body: bytes) -> int:
+    """Where Go's parser stops reading this v4 signature packet (after its last MPI)."""
+    fields = parse_signature(body)
+    unhashed = len(fields.hashed_part) + 2
+    rest = unhashed + int.from_bytes(body[len(fields.hashed_part) : unhashed], "big")
+    return _read_mpis(body, rest + 2, _SIGNATURE_MPI_COUNTS[body[2]])[1]
+
+
 @dataclass
 class _Subpackets:
     """Go's parseSignatureSubpacket: which subpackets count where, and which break the
