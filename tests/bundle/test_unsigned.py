@@ -102,3 +102,24 @@ def test_a_signed_bundle_vouches_for_the_keys_it_carries(
     result = run("bundle", "load", out, "--data", data, "--trust-key", trust_files["signer"])
     assert result.exit_code == 0, result.output
     assert (data / KEY).read_bytes() == (cache.root / KEY).read_bytes()
+
+
+def test_an_unsigned_bundle_carries_nothing_that_nothing_verifies(
+    file_signer, tmp_path, trust_files
+):
+    """R1: `packages/evil/1.0.0/*` with `verified_by: none` was published by an unsigned
+    bundle (a directory package: no zip, so no .sig asked for)."""
+    cache = make_cache(tmp_path / "cache", file_signer)
+    path = "packages/evil/1.0.0/manifest.yml"
+    (cache.root / path).parent.mkdir(parents=True)
+    (cache.root / path).write_text("name: evil\nversion: 1.0.0\n")
+    files = [
+        replace(e, verified_by="none") if e.path == path else e for e in entries(cache, file_signer)
+    ]
+    assert path in [e.path for e in files]
+    out = tmp_path / "unsigned.bundle"
+    write_bundle(cache, files, out, selection={}, sequence=1)
+    data = tmp_path / "data"
+    data.mkdir()
+    line = _refused(out, data, "--key", trust_files["files"])
+    assert line == f"error: {path}: verified by nothing, in an unsigned bundle; refused"

@@ -233,6 +233,9 @@ class _FileChecker:
                 f"{entry.path}: a package zip must be verified by its .sig "
                 f"(the manifest says {kind!r})"
             )
+        if kind == "none" and not self.vouched:
+            # nothing at all vouches for it: an unsigned bundle carries only what is checked
+            raise BundleError(f"{entry.path}: verified by nothing, in an unsigned bundle; refused")
         if entry.path.startswith("kit/") or kind == "pip":
             return self._wheel(entry, chunks)
         if kind == "openpgp-detached":
