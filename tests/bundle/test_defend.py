@@ -409,6 +409,8 @@ def test_a_relative_url_never_replaces_a_file_the_cache_holds_for_something_else
         )
         run = fleetgap("bundle", "create", "s.yaml", "--out", "b.tar", "--cache", "cache",
                        cwd=tmp_path)  # fmt: skip
-    assert run.returncode != 0 and "no Defend manifest put there" in run.stderr, run.stderr
+    # refused where agent binaries live whatever the cache holds; a cache file elsewhere that
+    # no Defend manifest put there is refused too ("no Defend manifest put there")
+    assert run.returncode != 0 and "points where agent binaries live" in run.stderr, run.stderr
     assert cached.read_bytes() == b"the genuine agent binary"
     assert not (tmp_path / "b.tar").exists()
