@@ -21,6 +21,9 @@ class BoundedCache(Generic[K, V]):
         self.size = size
         self.bytes = 0
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        # (value, size) or None, without marking the entry used: one C call, for a path run
+        # per request that can do without least-recently-used order (first in, first out)
+        self.peek: Callable[[K], tuple[V, int] | None] = self._entries.get
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -318,21 +318,16 @@ def ecs_request_line(
     client = scope.get("client") or ("", 0)
     key = (
         scope.get("method", ""),
-        _cut(scope.get("path", ""), LOGGED_MAX["url.path"]),
-        _cut(scope.get("query_string", b""), LOGGED_MAX["url.query"]),
+        scope.get("path", ""),
+        scope.get("query_string", b""),
         scope.get("http_version", "1.1"),
         client[0],
-        _cut(host, LOGGED_MAX["url.domain"]),
-        _cut(referer, LOGGED_MAX["http.request.referer"]),
-        _cut(agent, LOGGED_MAX["user_agent.original"]),
+        host,
+        referer,
+        agent,
     )
-    pieces = _LINE_PIECES.get(key)
-    if pieces is None:
-        if _key_size(key) > KEEP_MAX:
-            pieces = _line_pieces(*key, keep=False)
-        else:
-            pieces = _line_pieces(*key)
-            _LINE_PIECES.put(key, pieces)
+    kept = _PEEK_PIECES(key)
+    pieces = _new_pieces(key) if kept is None else kept[0]
     after_timestamp, after_written = pieces
     return (
         f'{{"log.level": "info", "@timestamp": "{timestamp}{after_timestamp}{status}'
@@ -353,6 +348,27 @@ KEEP_MAX = 1024  # bytes of method, path, query, client and headers: a larger li
 PIECES_BUDGET = 4 << 20
 
 
+def _new_pieces(key: tuple) -> tuple[str, str]:  # type: ignore[type-arg]
+    """A request's pieces, each outside value cut to its LOGGED_MAX; kept when the request
+    is small (its uncut key is what later requests are looked up by)."""
+    method, path, query, version, client, host, referer, agent = key
+    cut = (
+        method,
+        _cut(path, LOGGED_MAX["url.path"]),
+        _cut(query, LOGGED_MAX["url.query"]),
+        version,
+        client,
+        _cut(host, LOGGED_MAX["url.domain"]),
+        _cut(referer, LOGGED_MAX["http.request.referer"]),
+        _cut(agent, LOGGED_MAX["user_agent.original"]),
+    )
+    if _key_size(key) > KEEP_MAX:
+        return _line_pieces(*cut, keep=False)
+    pieces = _line_pieces(*cut)
+    _LINE_PIECES.put(key, pieces)
+    return pieces
+
+
 def _cut(value: AnyStr, limit: int) -> AnyStr:
     if len(value) <= limit:
         return value
@@ -371,6 +387,7 @@ def _pieces_size(key: tuple[object, ...], pieces: tuple[str, str]) -> int:
 _LINE_PIECES: BoundedCache[tuple[object, ...], tuple[str, str]] = BoundedCache(
     PIECES_BUDGET, _pieces_size
 )
+_PEEK_PIECES = _LINE_PIECES.peek
 
 
 def _line_pieces(
