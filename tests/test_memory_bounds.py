@@ -54,7 +54,7 @@ def registry(packages: Path):
     holder = IndexHolder(load_index(LoadOptions(paths=(packages,), require_signatures=False)))
     known = KnownAnswers(holder)
     app = RegistryApp(settings, holder, known)
-    log = logs.RequestLog()
+    log = logs.RequestLog(flush_interval=0)  # lines are read right after their requests
     front = FastPath(logs.RequestLogMiddleware(app, log), known, log)
     with serve_asgi(front) as url:
         yield url, app, known

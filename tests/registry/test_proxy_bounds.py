@@ -4,7 +4,6 @@ within a deadline, and only a valid package name goes into an upstream URL."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 
@@ -14,11 +13,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from test_proxy import proxied_registry as proxied
 
 from fleetgap.registry.proxy import MAX_BODY
 
-from builders import write_dir_package
-from serving import fleetgap_serve, serve_asgi
+from serving import serve_asgi
 
 REMOTE = {"name": "remote", "version": "2.0.0", "title": "Remote", "type": "integration"}
 
@@ -62,17 +61,6 @@ class Hostile:
         while not await request.is_disconnected():  # a byte every half second: no read
             yield b" "  # ever times out
             await asyncio.sleep(0.5)
-
-
-@contextlib.contextmanager
-def proxied(tmp_path: Path, upstream: str):
-    write_dir_package(tmp_path / "packages", "local", "1.0.0")
-    config = tmp_path / "config.yml"
-    config.write_text(f"package_paths:\n  - {tmp_path / 'packages'}\n")
-    flags = ["-config", str(config), "-require-package-signatures=false"]
-    flags += ["-feature-proxy-mode=true", "-proxy-to", upstream, "-proxy-allow-insecure"]
-    with fleetgap_serve(*flags, log_dir=tmp_path) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
