@@ -133,8 +133,11 @@ def is_temporary_name(name: str) -> bool:
 def inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
     """True if `path`, symlinks followed, is `root` or lies under it (symlinks in `root`
     followed too). A symlink in DATA that leads out of it is never served or listed."""
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
+    return resolved_under(os.path.realpath(root), os.path.realpath(path))
+
+
+def resolved_under(real_root: str, real: str) -> bool:
+    """`inside` for paths already resolved (`os.path.realpath`): a string comparison."""
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 

@@ -24,6 +24,7 @@ import hashlib
 import html
 import os
 import stat
+import time
 import urllib.parse
 from collections import OrderedDict
 from pathlib import Path
@@ -75,13 +76,19 @@ class _File(FileResponse):
         self.stat = stat_result
 
 
-_listed: dict[str, tuple[tuple, frozenset[str]]] = {}  # root → (manifests' stats, paths)
+_listed: dict[str, tuple[float, tuple, frozenset[str]]] = {}  # root → (scanned, stats, paths)
+RESCAN_SECONDS = 1.0  # a new or changed Defend manifest is seen within this
 
 
 def defend_paths(root: Path) -> frozenset[str]:
     """The paths (relative to `root`) every Defend manifest under `root` lists: a
-    relative_url outside endpoint/ gets the content ETag too. Read again when a manifest
-    changes (one scan of the small manifest folder per request outside endpoint/)."""
+    relative_url outside endpoint/ gets the content ETag too. The small manifest folder is
+    scanned at most once a second per worker (not per request), and the manifests read
+    again when one of them changed."""
+    cached = _listed.get(str(root))
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < RESCAN_SECONDS:
+        return cached[2]
     folder = root / "endpoint" / "manifest"
     try:
         with os.scandir(folder) as scan:
@@ -93,10 +100,10 @@ def defend_paths(root: Path) -> frozenset[str]:
                 )
             )
     except OSError:
-        return frozenset()
-    cached = _listed.get(str(root))
-    if cached is not None and cached[0] == stats:
-        return cached[1]
+        stats = ()
+    if cached is not None and cached[1] == stats:
+        _listed[str(root)] = (now, stats, cached[2])
+        return cached[2]
     paths: set[str] = set()
     for name, *_ in stats:
         try:
@@ -104,8 +111,8 @@ def defend_paths(root: Path) -> frozenset[str]:
         except FleetgapError:
             continue  # doctor and the status page report it
         paths.update(entry.data_path.removeprefix("downloads/") for entry in manifest.entries)
-    _listed[str(root)] = (stats, frozenset(paths))
-    return _listed[str(root)][1]
+    _listed[str(root)] = (now, stats, frozenset(paths))
+    return _listed[str(root)][2]
 
 
 def content_etag(path: str | os.PathLike[str], info: os.stat_result) -> str:

@@ -46,7 +46,7 @@ from fleetgap.registry.responses import (
 )
 from fleetgap.registry.routing import parse_query
 from fleetgap.semver import SemverError, Version
-from fleetgap.store import inside
+from fleetgap.store import resolved_under
 
 if TYPE_CHECKING:  # app.py imports this module
     from fleetgap.registry.holder import IndexHolder
@@ -93,6 +93,8 @@ class Context:
     _zips_lock: threading.RLock = field(default_factory=threading.RLock)
     index_body: bytes = b""
     favicon: bytes = b""
+    # the package paths resolved, once per index (real_path runs per package file)
+    _real_roots: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.index_body = dumps(
@@ -105,6 +107,7 @@ class Context:
         index = self.holder.index
         if index is not self._cached_for:
             self._cached_for = index
+            self._real_roots = ()  # resolved again on first use
             self.answers.clear()
             with self._zips_lock:
                 old, self._zips = self._zips, OrderedDict()
@@ -115,9 +118,12 @@ class Context:
     def real_path(self, path: str | os.PathLike[str]) -> str | None:
         """`path` with symlinks resolved, if that lies inside a package path; else None (a
         symlink leading out of DATA is never followed)."""
-        if not any(inside(root, path) for root in self.settings.package_paths):
+        real = os.path.realpath(path)
+        if not self._real_roots:
+            self._real_roots = tuple(os.path.realpath(p) for p in self.settings.package_paths)
+        if not any(resolved_under(root, real) for root in self._real_roots):
             return None
-        return os.path.realpath(path)
+        return real
 
     def zip_fs(self, package: Package) -> ZipFS:
         """The package's zip, open; at most MAX_OPEN_ZIPS stay open. Closing one does not

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import html
+import os
 import re
+import stat
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -79,7 +81,7 @@ class _KitIndex:
 
     async def file(self, request: Request):
         name = request.path_params["name"]
-        if name not in self._wheels():
+        if not self._is_wheel(name):
             return PlainTextResponse("404 page not found\n", status_code=404)
         return FileResponse(self.root / name, media_type="application/octet-stream")
 
@@ -90,6 +92,15 @@ class _KitIndex:
         except OSError:
             return []
         return [p.name for p in entries if p.is_file() and not p.is_symlink()]
+
+    def _is_wheel(self, name: str) -> bool:
+        """`name` is one of `_wheels()`, with one lstat instead of a listing."""
+        if "/" in name or not is_wheel_path(f"kit/{name}"):
+            return False
+        try:
+            return stat.S_ISREG(os.lstat(self.root / name).st_mode)
+        except OSError:
+            return False
 
     def _sha256(self, name: str) -> str | None:
         path = self.root / name
