@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -166,6 +166,21 @@ def verify_bundle(
     return result
 
 
+def _hold(
+    entry: FileEntry, chunks: Iterator[bytes], limit: int, what: str
+) -> Generator[bytes, None, bytes]:
+    """Pass a small file's chunks on and return its bytes (held whole, so at most `limit`)."""
+    if entry.size > limit:
+        raise BundleError(
+            f"{entry.path}: {entry.size} bytes, too large for {what} (at most {limit})"
+        )
+    held: list[bytes] = []
+    for chunk in chunks:
+        held.append(chunk)
+        yield chunk
+    return b"".join(held)
+
+
 def check_verified_by(entry: FileEntry) -> None:
     """What verifies a file is tied to its path, whatever the manifest says: a key file is
     one pinned or trusted certificate; under downloads/ a binary needs its .sha512 and .asc
@@ -272,16 +287,8 @@ class _FileChecker:
         return self.pending.pop(entry.path, [])
 
     def _held(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        if entry.size > MAX_SIGNATURE_BYTES:
-            raise BundleError(
-                f"{entry.path}: {entry.size} bytes, too large for a "
-                f"{entry.verified_by} file (at most {MAX_SIGNATURE_BYTES})"
-            )
-        held: list[bytes] = []
-        for chunk in chunks:
-            held.append(chunk)
-            yield chunk
-        data = b"".join(held)
+        what = f"a {entry.verified_by} file"
+        data = yield from _hold(entry, chunks, MAX_SIGNATURE_BYTES, what)
         self.small[entry.path] = data
         checks = [
             Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest")
@@ -304,18 +311,10 @@ class _FileChecker:
             raise BundleError(f"{entry.path}: not where a Defend manifest lives; refused")
 
     def _defend_manifest(self, entry: FileEntry, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        if entry.size > defend.MAX_MANIFEST_ZIP:
-            raise BundleError(
-                f"{entry.path}: {entry.size} bytes, too large for a Defend manifest "
-                f"(at most {defend.MAX_MANIFEST_ZIP})"
-            )
-        held: list[bytes] = []
-        for chunk in chunks:
-            held.append(chunk)
-            yield chunk
+        data = yield from _hold(entry, chunks, defend.MAX_MANIFEST_ZIP, "a Defend manifest")
         self.pending[entry.path] = [
             Check(entry.path, f"SHA-256 {entry.sha256} and size {entry.size} as in the manifest"),
-            self._parse_defend(entry, b"".join(held)),
+            self._parse_defend(entry, data),
         ]
 
     def _parse_defend(self, entry: FileEntry, data: bytes) -> Check:
