@@ -89,6 +89,11 @@ class DirectoryFS:
         self._entries: list[tuple[str, FileInfo]] | None = None
 
     def _path(self, name: str) -> str | None:
+        checked = self._checked(name)
+        return None if checked is None else checked[0]
+
+    def _checked(self, name: str) -> tuple[str, str] | None:
+        """The file's path and its resolved path, if that stays inside the package."""
         relative = clean_relative(name)
         if relative is None:
             return None
@@ -97,7 +102,7 @@ class DirectoryFS:
         # symlinks may not lead outside the package
         if real != self._real_root and not real.startswith(self._real_root + os.sep):
             return None
-        return full
+        return full, real
 
     def stat(self, name: str) -> FileInfo | None:
         path = self._path(name)
@@ -112,8 +117,8 @@ class DirectoryFS:
     def real_path(self, name: str) -> str | None:
         """The file's path with symlinks resolved (checked to stay inside the package): what
         is sent is what was checked, even if a link is changed afterwards."""
-        path = self._path(name)
-        return None if path is None else os.path.realpath(path)
+        checked = self._checked(name)
+        return None if checked is None else checked[1]
 
     def read(self, name: str) -> bytes:
         return read_limited(self.open(name), name)
